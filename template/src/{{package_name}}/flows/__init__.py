@@ -1,0 +1,1 @@
+"""The campaign flows this project runs."""

@@ -1,0 +1,830 @@
+"""The system of record: leads, consent, suppression, enrollments, the send ledger.
+
+SQLAlchemy Core over SQLite by default, PostgreSQL by URL when several workers
+share one store. Every outbound send goes through the ledger: a row per
+(lead, flow, step) is claimed before the send and marked done after it, so a
+retry, a crash or a second run at the same time never sends twice.
+
+On SQLite, every write transaction starts with ``BEGIN IMMEDIATE``: writers
+queue for the lock instead of failing half-way, which makes the check-then-
+claim step below atomic. On PostgreSQL the lead rows are locked instead.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Dialect, Engine
+
+SkipReason = Literal["suppressed", "exited", "capped", "outside_window"]
+SendStatus = Literal["pending", "sent", "failed"]
+
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+
+class UtcDateTime(sa.types.TypeDecorator[datetime]):
+    """A timestamp stored as naive UTC and read back as an aware UTC datetime."""
+
+    impl = sa.DateTime
+    cache_ok = True
+
+    def process_bind_param(
+        self, value: datetime | None, dialect: Dialect
+    ) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            msg = f"Timestamps must carry a time zone, got {value!r}."
+            raise ValueError(msg)
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(
+        self, value: datetime | None, dialect: Dialect
+    ) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=UTC)
+
+
+metadata = sa.MetaData()
+
+leads = sa.Table(
+    "leads",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False, unique=True),
+    sa.Column("first_name", sa.String(100)),
+    sa.Column("time_zone", sa.String(64)),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+    sa.Column("purchased_at", UtcDateTime),
+)
+consents = sa.Table(
+    "consents",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("lead_id", sa.ForeignKey("leads.id"), nullable=False, index=True),
+    sa.Column("granted_at", UtcDateTime, nullable=False),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.Column("ip_address", sa.String(45)),
+    sa.Column("form_version", sa.String(50)),
+)
+suppressions = sa.Table(
+    "suppressions",
+    metadata,
+    sa.Column("email", sa.String(320), primary_key=True),
+    sa.Column("reason", sa.String(50), nullable=False),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.Column("created_at", UtcDateTime, nullable=False),
+)
+enrollments = sa.Table(
+    "enrollments",
+    metadata,
+    sa.Column("lead_id", sa.ForeignKey("leads.id"), primary_key=True),
+    sa.Column("flow", sa.String(30), primary_key=True),
+    sa.Column("enrolled_at", UtcDateTime, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False, default="active"),
+    sa.Column("ended_at", UtcDateTime),
+    sa.Column("end_reason", sa.String(50)),
+)
+send_ledger = sa.Table(
+    "send_ledger",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("lead_id", sa.ForeignKey("leads.id"), nullable=False),
+    sa.Column("flow", sa.String(30), nullable=False),
+    sa.Column("step", sa.String(60), nullable=False),
+    sa.Column("channel", sa.String(30), nullable=False),
+    sa.Column("marketing", sa.Boolean, nullable=False),
+    sa.Column("idempotency_key", sa.String(100), nullable=False, unique=True),
+    sa.Column("status", sa.String(10), nullable=False),
+    sa.Column("owner", sa.String(40), nullable=False),
+    sa.Column("lease_until", UtcDateTime, nullable=False),
+    sa.Column("claimed_at", UtcDateTime, nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False, default=1),
+    sa.Column("sent_at", UtcDateTime),
+    sa.Column("provider_id", sa.String(200)),
+    sa.Column("error", sa.Text),
+    sa.UniqueConstraint("lead_id", "flow", "step"),
+    sa.Index("ix_send_ledger_lead_claimed", "lead_id", "claimed_at"),
+)
+skips = sa.Table(
+    "skips",
+    metadata,
+    sa.Column("lead_id", sa.ForeignKey("leads.id"), primary_key=True),
+    sa.Column("flow", sa.String(30), primary_key=True),
+    sa.Column("step", sa.String(60), primary_key=True),
+    sa.Column("reason", sa.String(20), primary_key=True),
+    sa.Column("first_at", UtcDateTime, nullable=False),
+    sa.Column("last_at", UtcDateTime, nullable=False),
+    sa.Column("times", sa.Integer, nullable=False),
+)
+secrets_table = sa.Table(
+    "project_secrets",
+    metadata,
+    sa.Column("name", sa.String(50), primary_key=True),
+    sa.Column("value", sa.String(200), nullable=False),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Lead:
+    """A lead as the flows see it."""
+
+    id: int
+    email: str
+    first_name: str | None
+    time_zone: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Enrollment:
+    """A lead's place in a flow: when it started and which steps are done."""
+
+    lead: Lead
+    flow: str
+    enrolled_at: datetime
+    purchased: bool
+    suppressed: bool
+    done_steps: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class SendRequest:
+    """One send the flows want to make: a lead, a flow, a step, a channel."""
+
+    lead: Lead
+    flow: str
+    step: str
+    channel: str
+    idempotency_key: str
+    marketing: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """A ledger row this run owns: it may send, then must mark it."""
+
+    ledger_id: int
+    request: SendRequest
+    attempts: int
+
+
+@dataclass(frozen=True, slots=True)
+class Skip:
+    """A send that did not happen, and why."""
+
+    lead_id: int
+    flow: str
+    step: str
+    reason: SkipReason
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimResult:
+    """What a claim gave this run, and which sends it skipped and why."""
+
+    claims: list[Claim]
+    skipped: list[Skip]
+
+
+class Store:
+    """The project's database: one instance per process, thread-safe.
+
+    Args:
+        url: A SQLAlchemy URL; ``sqlite:///data/campaign.db`` by default.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.url = sa.make_url(url)
+        self.engine = _create_engine(url)
+        metadata.create_all(self.engine)
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self.engine.begin() as connection:
+            yield connection
+
+    def close(self) -> None:
+        """Release the connection pool."""
+        self.engine.dispose()
+
+    # Leads, consent and suppression ------------------------------------
+
+    def add_lead(
+        self,
+        email: str,
+        *,
+        source: str,
+        at: datetime,
+        first_name: str | None = None,
+        time_zone: str | None = None,
+        ip_address: str | None = None,
+        form_version: str | None = None,
+    ) -> tuple[Lead, bool]:
+        """Add a lead, or find it by email, and record its consent.
+
+        Args:
+            email: The normalised email address.
+            source: Where the consent came from, such as ``"import:leads.csv"``.
+            at: When the lead gave consent.
+            first_name: The first name, kept when the lead already exists.
+            time_zone: An IANA time zone name, or ``None`` for the campaign's.
+            ip_address: The address the opt-in came from, when known.
+            form_version: The version of the form the lead filled in.
+
+        Returns:
+            The lead and whether it is new.
+        """
+        with self._write() as connection:
+            row = connection.execute(
+                sa.select(leads).where(leads.c.email == email)
+            ).one_or_none()
+            created = row is None
+            if row is None:
+                lead_id = connection.execute(
+                    sa.insert(leads)
+                    .values(
+                        email=email,
+                        first_name=first_name,
+                        time_zone=time_zone,
+                        source=source,
+                        created_at=at,
+                    )
+                    .returning(leads.c.id)
+                ).scalar_one()
+                lead = Lead(lead_id, email, first_name, time_zone)
+            else:
+                lead = Lead(
+                    row.id,
+                    row.email,
+                    row.first_name or first_name,
+                    row.time_zone or time_zone,
+                )
+                if lead.first_name != row.first_name or lead.time_zone != row.time_zone:
+                    connection.execute(
+                        sa.update(leads)
+                        .where(leads.c.id == row.id)
+                        .values(first_name=lead.first_name, time_zone=lead.time_zone)
+                    )
+            connection.execute(
+                sa.insert(consents).values(
+                    lead_id=lead.id,
+                    granted_at=at,
+                    source=source,
+                    ip_address=ip_address,
+                    form_version=form_version,
+                )
+            )
+        return lead, created
+
+    def add_and_enroll(
+        self,
+        new_leads: Sequence[dict[str, str | None]],
+        *,
+        flow: str,
+        source: str,
+        at: datetime,
+    ) -> list[Lead]:
+        """Add leads in bulk, record their consent, and enroll them in ``flow``.
+
+        Leads already stored keep their record; a repeated email in the batch
+        counts once. Every lead's consent is recorded with ``at`` and
+        ``source``.
+
+        Args:
+            new_leads: Mappings with ``email`` (normalised), ``first_name`` and
+                ``time_zone``.
+            flow: The flow to enroll them in.
+            source: Where the consent came from.
+            at: When consent was given; also the enrollment time.
+
+        Returns:
+            The leads that were not yet enrolled in ``flow``, in input order.
+        """
+        by_email = {lead["email"]: lead for lead in new_leads}
+        if not by_email:
+            return []
+        with self._write() as connection:
+            connection.execute(
+                _insert_ignoring_duplicates(connection, leads),
+                [
+                    {
+                        "email": email,
+                        "first_name": lead.get("first_name"),
+                        "time_zone": lead.get("time_zone"),
+                        "source": source,
+                        "created_at": at,
+                    }
+                    for email, lead in by_email.items()
+                ],
+            )
+            stored = {
+                row.email: Lead(row.id, row.email, row.first_name, row.time_zone)
+                for row in connection.execute(
+                    sa.select(leads).where(leads.c.email.in_(by_email))
+                )
+            }
+            connection.execute(
+                sa.insert(consents),
+                [
+                    {"lead_id": lead.id, "granted_at": at, "source": source}
+                    for lead in stored.values()
+                ],
+            )
+            enrolled = connection.execute(
+                _insert_ignoring_duplicates(connection, enrollments).returning(
+                    enrollments.c.lead_id
+                ),
+                [
+                    {
+                        "lead_id": lead.id,
+                        "flow": flow,
+                        "enrolled_at": at,
+                        "status": "active",
+                    }
+                    for lead in stored.values()
+                ],
+            )
+            new_ids = set(enrolled.scalars())
+        return [stored[email] for email in by_email if stored[email].id in new_ids]
+
+    def lead_by_id(self, lead_id: int) -> Lead | None:
+        """Return the lead with this id, if there is one."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(leads).where(leads.c.id == lead_id)
+            ).one_or_none()
+        if row is None:
+            return None
+        return Lead(row.id, row.email, row.first_name, row.time_zone)
+
+    def find_lead(self, email: str) -> Lead | None:
+        """Return the lead with this normalised email, if there is one."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(leads).where(leads.c.email == email)
+            ).one_or_none()
+        if row is None:
+            return None
+        return Lead(row.id, row.email, row.first_name, row.time_zone)
+
+    def suppress(self, email: str, *, reason: str, source: str, at: datetime) -> bool:
+        """Put an address on the suppression list; return whether it is new."""
+        with self._write() as connection:
+            result = connection.execute(
+                _insert_ignoring_duplicates(connection, suppressions).values(
+                    email=email, reason=reason, source=source, created_at=at
+                )
+            )
+        return result.rowcount == 1
+
+    def is_suppressed(self, email: str) -> bool:
+        """Tell whether an address is on the suppression list."""
+        with self.engine.connect() as connection:
+            found = connection.execute(
+                sa.select(suppressions.c.email).where(suppressions.c.email == email)
+            ).first()
+        return found is not None
+
+    def record_purchase(self, email: str, *, at: datetime) -> bool:
+        """Mark a lead as a buyer, which ends its nurture; False if unknown."""
+        with self._write() as connection:
+            connection.execute(
+                sa.update(leads)
+                .where(leads.c.email == email, leads.c.purchased_at.is_(None))
+                .values(purchased_at=at)
+            )
+            known = connection.execute(
+                sa.select(leads.c.id).where(leads.c.email == email)
+            ).first()
+        return known is not None
+
+    # Enrollments -------------------------------------------------------
+
+    def enroll(self, lead_id: int, flow: str, *, at: datetime) -> bool:
+        """Enroll a lead in a flow; return False if it already was."""
+        with self._write() as connection:
+            result = connection.execute(
+                _insert_ignoring_duplicates(connection, enrollments).values(
+                    lead_id=lead_id, flow=flow, enrolled_at=at, status="active"
+                )
+            )
+        return result.rowcount == 1
+
+    def active_enrollments(self, flow: str) -> list[Enrollment]:
+        """Return every active enrollment in ``flow`` with its finished steps."""
+        finished = sa.select(send_ledger.c.lead_id, send_ledger.c.step).where(
+            send_ledger.c.flow == flow,
+            send_ledger.c.status.in_(("sent", "failed")),
+        )
+        query = (
+            sa.select(
+                leads,
+                enrollments.c.enrolled_at,
+                suppressions.c.email.label("suppressed_email"),
+            )
+            .join(enrollments, enrollments.c.lead_id == leads.c.id)
+            .outerjoin(suppressions, suppressions.c.email == leads.c.email)
+            .where(enrollments.c.flow == flow, enrollments.c.status == "active")
+            .order_by(leads.c.id)
+        )
+        with self.engine.connect() as connection:
+            done: dict[int, set[str]] = {}
+            for lead_id, step in connection.execute(finished):
+                done.setdefault(lead_id, set()).add(step)
+            rows = connection.execute(query).all()
+        return [
+            Enrollment(
+                lead=Lead(row.id, row.email, row.first_name, row.time_zone),
+                flow=flow,
+                enrolled_at=row.enrolled_at,
+                purchased=row.purchased_at is not None,
+                suppressed=row.suppressed_email is not None,
+                done_steps=frozenset(done.get(row.id, ())),
+            )
+            for row in rows
+        ]
+
+    def end_enrollments(
+        self, ended: Iterable[tuple[int, str, str]], *, at: datetime
+    ) -> None:
+        """End enrollments: each item is (lead id, flow, reason)."""
+        with self._write() as connection:
+            for lead_id, flow, reason in ended:
+                status = "completed" if reason == "completed" else "exited"
+                connection.execute(
+                    sa.update(enrollments)
+                    .where(
+                        enrollments.c.lead_id == lead_id,
+                        enrollments.c.flow == flow,
+                        enrollments.c.status == "active",
+                    )
+                    .values(status=status, ended_at=at, end_reason=reason)
+                )
+
+    # The send ledger ---------------------------------------------------
+
+    def claim(
+        self,
+        requests: Sequence[SendRequest],
+        *,
+        owner: str,
+        now: datetime,
+        lease: timedelta,
+        daily_cap: int,
+        default_time_zone: str,
+    ) -> ClaimResult:
+        """Claim ledger rows for ``requests`` after the last checks.
+
+        In one transaction: drop requests for suppressed addresses and for
+        leads that reached the daily cap of marketing emails (counted in each
+        lead's local day across every flow of the project), then claim a row
+        per remaining (lead, flow, step). A row already sent, or claimed by a
+        run whose lease has not run out, is left alone; a row whose lease ran
+        out (its run crashed) is taken over with its idempotency key, so the
+        provider can drop a repeat.
+
+        Returns:
+            The rows this run owns, and the skipped sends with their reasons.
+        """
+        if not requests:
+            return ClaimResult([], [])
+        lead_ids = sorted({request.lead.id for request in requests})
+        skipped: list[Skip] = []
+        with self._write() as connection:
+            _lock_leads(connection, lead_ids)
+            suppressed = set(
+                connection.execute(
+                    sa.select(suppressions.c.email).where(
+                        suppressions.c.email.in_(
+                            {request.lead.email for request in requests}
+                        )
+                    )
+                ).scalars()
+            )
+            sent_today = _marketing_sends_today(
+                connection, requests, now=now, default_time_zone=default_time_zone
+            )
+            wanted: list[SendRequest] = []
+            for request in requests:
+                if request.lead.email in suppressed:
+                    skipped.append(_skip(request, "suppressed"))
+                elif request.marketing and sent_today[request.lead.id] >= daily_cap:
+                    skipped.append(_skip(request, "capped"))
+                else:
+                    wanted.append(request)
+                    sent_today[request.lead.id] += int(request.marketing)
+            claims = _claim_rows(connection, wanted, owner=owner, now=now, lease=lease)
+            _record_skips(connection, skipped, now)
+        return ClaimResult(claims, skipped)
+
+    def mark_sent(
+        self, sent: Iterable[tuple[Claim, str | None]], *, owner: str, at: datetime
+    ) -> None:
+        """Mark claimed rows as sent, with the provider's message id."""
+        with self._write() as connection:
+            for claim, provider_id in sent:
+                connection.execute(
+                    sa.update(send_ledger)
+                    .where(
+                        send_ledger.c.id == claim.ledger_id,
+                        send_ledger.c.owner == owner,
+                    )
+                    .values(status="sent", sent_at=at, provider_id=provider_id)
+                )
+
+    def mark_failed(
+        self, failed: Iterable[tuple[Claim, str]], *, owner: str, at: datetime
+    ) -> None:
+        """Mark claimed rows as failed for good: they will not be retried."""
+        with self._write() as connection:
+            for claim, error in failed:
+                connection.execute(
+                    sa.update(send_ledger)
+                    .where(
+                        send_ledger.c.id == claim.ledger_id,
+                        send_ledger.c.owner == owner,
+                    )
+                    .values(status="failed", sent_at=at, error=error[:2000])
+                )
+
+    def release(
+        self, released: Iterable[tuple[Claim, str]], *, owner: str, at: datetime
+    ) -> None:
+        """Give claimed rows back after a passing failure, for the next run.
+
+        The row stays pending with its idempotency key, and its lease ends now,
+        so the next run takes it over and the provider can drop a repeat.
+        """
+        with self._write() as connection:
+            for claim, error in released:
+                connection.execute(
+                    sa.update(send_ledger)
+                    .where(
+                        send_ledger.c.id == claim.ledger_id,
+                        send_ledger.c.owner == owner,
+                        send_ledger.c.status == "pending",
+                    )
+                    .values(lease_until=at, error=error[:2000])
+                )
+
+    def record_skips(self, skipped: Iterable[Skip], *, at: datetime) -> None:
+        """Record sends that did not happen, once per reason, with a count."""
+        with self._write() as connection:
+            _record_skips(connection, list(skipped), at)
+
+    # Reports and secrets -----------------------------------------------
+
+    def sends_by_step(self, flow: str) -> dict[str, Counter[str]]:
+        """Count ledger rows per step and status for ``flow``."""
+        query = (
+            sa.select(send_ledger.c.step, send_ledger.c.status, sa.func.count())
+            .where(send_ledger.c.flow == flow)
+            .group_by(send_ledger.c.step, send_ledger.c.status)
+        )
+        counts: dict[str, Counter[str]] = {}
+        with self.engine.connect() as connection:
+            for step, status, count in connection.execute(query):
+                counts.setdefault(step, Counter())[status] = count
+        return counts
+
+    def skips_by_reason(self, flow: str) -> Counter[str]:
+        """Count skipped sends per reason for ``flow`` (each lead and step once)."""
+        query = (
+            sa.select(skips.c.reason, sa.func.count())
+            .where(skips.c.flow == flow)
+            .group_by(skips.c.reason)
+        )
+        with self.engine.connect() as connection:
+            return Counter(dict(connection.execute(query).tuples().all()))
+
+    def activity_since(self, since: datetime) -> dict[str, int]:
+        """Count sends, failures, new leads and unsubscribes since ``since``."""
+        with self.engine.connect() as connection:
+
+            def count(query: sa.Select[Any]) -> int:
+                return int(connection.execute(query).scalar_one())
+
+            return {
+                "sent": count(
+                    sa.select(sa.func.count())
+                    .select_from(send_ledger)
+                    .where(
+                        send_ledger.c.status == "sent", send_ledger.c.sent_at >= since
+                    )
+                ),
+                "failed": count(
+                    sa.select(sa.func.count())
+                    .select_from(send_ledger)
+                    .where(
+                        send_ledger.c.status == "failed", send_ledger.c.sent_at >= since
+                    )
+                ),
+                "new_leads": count(
+                    sa.select(sa.func.count())
+                    .select_from(leads)
+                    .where(leads.c.created_at >= since)
+                ),
+                "unsubscribed": count(
+                    sa.select(sa.func.count())
+                    .select_from(suppressions)
+                    .where(suppressions.c.created_at >= since)
+                ),
+            }
+
+    def project_secret(self, name: str) -> str:
+        """Return a random secret kept in the store, made on first use.
+
+        Used for values that must stay stable but that nobody has to type, such
+        as the key that signs unsubscribe links when none is set.
+        """
+        with self._write() as connection:
+            connection.execute(
+                _insert_ignoring_duplicates(connection, secrets_table).values(
+                    name=name, value=secrets.token_urlsafe(32)
+                )
+            )
+            value: str = connection.execute(
+                sa.select(secrets_table.c.value).where(secrets_table.c.name == name)
+            ).scalar_one()
+        return value
+
+
+def _create_engine(url: str) -> Engine:
+    """Create the engine; on SQLite, make every write take the lock up front."""
+    parsed = sa.make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return sa.create_engine(url, pool_pre_ping=True)
+
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url, connect_args={"check_same_thread": False})
+
+    @sa.event.listens_for(engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy, not the driver, decide when transactions begin.
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.close()
+
+    @sa.event.listens_for(engine, "begin")
+    def _begin_immediate(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+def _insert_ignoring_duplicates(connection: Connection, table: sa.Table) -> Any:
+    """An INSERT that does nothing when the row's key already exists."""
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table).on_conflict_do_nothing()
+    from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+    return sqlite_insert(table).on_conflict_do_nothing()
+
+
+def _lock_leads(connection: Connection, lead_ids: list[int]) -> None:
+    """On PostgreSQL, lock the leads' rows so cap checks cannot race."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            sa.select(leads.c.id).where(leads.c.id.in_(lead_ids)).with_for_update()
+        )
+
+
+def _marketing_sends_today(
+    connection: Connection,
+    requests: Sequence[SendRequest],
+    *,
+    now: datetime,
+    default_time_zone: str,
+) -> Counter[int]:
+    """Count each lead's marketing sends since its local midnight."""
+    midnights: dict[str, list[int]] = {}
+    for request in requests:
+        zone = request.lead.time_zone or default_time_zone
+        midnights.setdefault(zone, []).append(request.lead.id)
+    counts: Counter[int] = Counter()
+    for zone, lead_ids in midnights.items():
+        local = now.astimezone(ZoneInfo(zone))
+        midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+        query = (
+            sa.select(send_ledger.c.lead_id, sa.func.count())
+            .where(
+                send_ledger.c.lead_id.in_(lead_ids),
+                send_ledger.c.marketing.is_(True),
+                send_ledger.c.status.in_(("pending", "sent")),
+                send_ledger.c.claimed_at >= midnight.astimezone(UTC),
+            )
+            .group_by(send_ledger.c.lead_id)
+        )
+        counts.update(dict(connection.execute(query).tuples().all()))
+    return counts
+
+
+def _claim_rows(
+    connection: Connection,
+    wanted: Sequence[SendRequest],
+    *,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+) -> list[Claim]:
+    """Insert new ledger rows and take over expired ones; return ours."""
+    if not wanted:
+        return []
+    lease_until = now + lease
+    connection.execute(
+        _insert_ignoring_duplicates(connection, send_ledger),
+        [
+            {
+                "lead_id": request.lead.id,
+                "flow": request.flow,
+                "step": request.step,
+                "channel": request.channel,
+                "marketing": request.marketing,
+                "idempotency_key": request.idempotency_key,
+                "status": "pending",
+                "owner": owner,
+                "lease_until": lease_until,
+                "claimed_at": now,
+                "attempts": 1,
+            }
+            for request in wanted
+        ],
+    )
+    keys = [request.idempotency_key for request in wanted]
+    connection.execute(
+        sa.update(send_ledger)
+        .where(
+            send_ledger.c.idempotency_key.in_(keys),
+            send_ledger.c.status == "pending",
+            send_ledger.c.owner != owner,
+            send_ledger.c.lease_until <= now,
+        )
+        .values(
+            owner=owner,
+            lease_until=lease_until,
+            claimed_at=now,
+            attempts=send_ledger.c.attempts + 1,
+        )
+    )
+    owned = connection.execute(
+        sa.select(
+            send_ledger.c.id, send_ledger.c.idempotency_key, send_ledger.c.attempts
+        ).where(
+            send_ledger.c.idempotency_key.in_(keys),
+            send_ledger.c.status == "pending",
+            send_ledger.c.owner == owner,
+            send_ledger.c.lease_until == lease_until,
+        )
+    ).all()
+    by_key = {request.idempotency_key: request for request in wanted}
+    return [Claim(row.id, by_key[row.idempotency_key], row.attempts) for row in owned]
+
+
+def _skip(request: SendRequest, reason: SkipReason) -> Skip:
+    return Skip(request.lead.id, request.flow, request.step, reason)
+
+
+def _record_skips(connection: Connection, skipped: list[Skip], at: datetime) -> None:
+    """Upsert one row per (lead, flow, step, reason), counting repeats."""
+    if not skipped:
+        return
+    if connection.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
+    statement = insert(skips)
+    statement = statement.on_conflict_do_update(
+        index_elements=[skips.c.lead_id, skips.c.flow, skips.c.step, skips.c.reason],
+        set_={"last_at": statement.excluded.last_at, "times": skips.c.times + 1},
+    )
+    connection.execute(
+        statement,
+        [
+            {
+                "lead_id": skip.lead_id,
+                "flow": skip.flow,
+                "step": skip.step,
+                "reason": skip.reason,
+                "first_at": at,
+                "last_at": at,
+                "times": 1,
+            }
+            for skip in skipped
+        ],
+    )
