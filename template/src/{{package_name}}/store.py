@@ -604,7 +604,7 @@ class Store:
             .group_by(skips.c.reason)
         )
         with self.engine.connect() as connection:
-            return Counter(dict(connection.execute(query).tuples().all()))
+            return Counter({reason: count for reason, count in connection.execute(query)})
 
     def activity_since(self, since: datetime) -> dict[str, int]:
         """Count sends, failures, new leads and unsubscribes since ``since``."""
@@ -717,6 +717,8 @@ def _marketing_sends_today(
     for request in requests:
         zone = request.lead.time_zone or default_time_zone
         midnights.setdefault(zone, []).append(request.lead.id)
+    # A row being taken over again must not count against its own lead.
+    keys = [request.idempotency_key for request in requests]
     counts: Counter[int] = Counter()
     for zone, lead_ids in midnights.items():
         local = now.astimezone(ZoneInfo(zone))
@@ -728,10 +730,11 @@ def _marketing_sends_today(
                 send_ledger.c.marketing.is_(True),
                 send_ledger.c.status.in_(("pending", "sent")),
                 send_ledger.c.claimed_at >= midnight.astimezone(UTC),
+                send_ledger.c.idempotency_key.not_in(keys),
             )
             .group_by(send_ledger.c.lead_id)
         )
-        counts.update(dict(connection.execute(query).tuples().all()))
+        counts.update({lead_id: count for lead_id, count in connection.execute(query)})
     return counts
 
 
