@@ -604,7 +604,9 @@ class Store:
             .group_by(skips.c.reason)
         )
         with self.engine.connect() as connection:
-            return Counter({reason: count for reason, count in connection.execute(query)})
+            return Counter(
+                {reason: count for reason, count in connection.execute(query)}
+            )
 
     def activity_since(self, since: datetime) -> dict[str, int]:
         """Count sends, failures, new leads and unsubscribes since ``since``."""

@@ -1,0 +1,321 @@
+"""Rendered projects: the right files for each answer, clean code, passing tests.
+
+A spread of answers is rendered once per session. Every render is checked for
+the files its answers must and must not produce, for ruff and mypy, and for
+leftover template syntax. The renders whose code differs run their own test
+suites, with the interpreter running these tests: it has every dependency of a
+rendered project installed, so no render pays for a virtual environment.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from template_repo import render
+
+pytest_plugins = ["template_repo"]
+
+RENDERS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "smtp-few-emails": {
+        "project_name": "Zürich Growth & Co",
+        "email_provider": "smtp",
+        "discord_alerts": False,
+        "email_count": 3,
+        "cadence_days": 2,
+        "daily_cap": 2,
+        "schedule_kind": "interval",
+        "schedule_interval_minutes": 30,
+        "time_zone": "America/New_York",
+        "send_window": "08:30-20:00",
+    },
+    "long-rrule": {
+        "project_name": "Long Haul",
+        "email_count": 14,
+        "schedule_kind": "rrule",
+        "schedule_rrule": "FREQ=DAILY;BYHOUR=9,13;BYMINUTE=0",
+        "discord_alerts": False,
+    },
+    "single-email": {
+        "project_name": "Solo",
+        "package_name": "solo_mail",
+        "email_count": 1,
+        "schedule_cron": "*/15 * * * *",
+    },
+}
+# Renders whose code paths differ run their full test suite; the others run
+# the suites that read their own campaign.yaml and content.
+FULL_SUITES = ("defaults", "smtp-few-emails")
+QUICK_SUITES = ("tests/test_campaign.py", "tests/test_sequence.py")
+LEFTOVER_TEMPLATE_SYNTAX = re.compile(r"\{\{-? |\{%-? | -?%\}")
+TEXT_SUFFIXES = {".py", ".md", ".toml", ".yaml", ".yml", ".example", ".csv", ""}
+
+
+@pytest.fixture(scope="session")
+def renders(
+    tmp_path_factory: pytest.TempPathFactory, template_src: Path
+) -> dict[str, Path]:
+    """Every render in RENDERS, made once."""
+    root = tmp_path_factory.mktemp("renders")
+    return {
+        name: render(template_src, root / name, data) for name, data in RENDERS.items()
+    }
+
+
+@pytest.fixture(scope="session")
+def mypy_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One mypy cache for every render, so Prefect is analysed once."""
+    return tmp_path_factory.mktemp("mypy-cache")
+
+
+def run(command: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    """Run a command in a rendered project and capture what it prints."""
+    return subprocess.run(
+        command,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        check=False,
+        env={**os.environ, **env},
+    )
+
+
+def project_env(project: Path) -> dict[str, str]:
+    """Environment that makes a render importable without installing it."""
+    return {"PYTHONPATH": f"{project / 'src'}{os.pathsep}{project / 'tests'}"}
+
+
+def rendered_files(project: Path) -> list[Path]:
+    """Every file of a render, relative to it, outside .git."""
+    return sorted(
+        path.relative_to(project)
+        for path in project.rglob("*")
+        if path.is_file() and ".git" not in path.relative_to(project).parts
+    )
+
+
+def package_dir(project: Path) -> Path:
+    """The rendered package's folder."""
+    (package,) = (project / "src").iterdir()
+    return package
+
+
+@pytest.mark.parametrize(
+    ("name", "present", "absent"),
+    [
+        pytest.param(
+            "defaults",
+            ["channels/loops.py", "channels/discord.py", "flows/alerts.py"],
+            ["channels/smtp.py"],
+            id="loops-discord",
+        ),
+        pytest.param(
+            "smtp-few-emails",
+            ["channels/smtp.py"],
+            ["channels/loops.py", "channels/discord.py", "flows/alerts.py"],
+            id="smtp-alone",
+        ),
+    ],
+)
+def test_only_chosen_channels_are_rendered(
+    renders: dict[str, Path], name: str, present: list[str], absent: list[str]
+) -> None:
+    """A channel the answers did not choose leaves no module, test or setting."""
+    project = renders[name]
+    package = package_dir(project)
+    for module in present:
+        assert (package / module).is_file(), module
+    for module in absent:
+        assert not (package / module).exists(), module
+        stem = Path(module).stem
+        assert not (project / "tests" / f"test_{stem}.py").exists()
+        assert f"{stem.upper()}_" not in (project / ".env.example").read_text()
+
+
+@pytest.mark.parametrize("name", list(RENDERS))
+def test_sequence_has_one_content_file_per_email(
+    renders: dict[str, Path], name: str
+) -> None:
+    """campaign.yaml lists email_count steps, each with its content file."""
+    project = renders[name]
+    count = RENDERS[name].get("email_count", 7)
+    cadence = RENDERS[name].get("cadence_days", 1)
+    steps = yaml.safe_load((project / "campaign.yaml").read_text())["nurture"]["steps"]
+    assert [step["day"] for step in steps] == [n * cadence for n in range(count)]
+    assert sorted(path.stem for path in (project / "content").glob("*.md")) == sorted(
+        step["slug"] for step in steps
+    )
+    assert steps[0]["slug"] == "call-to-action"
+    if count > 1:
+        assert steps[-1]["slug"] == "last-chance"
+
+
+def test_standard_sequence_follows_the_soap_opera_arc(
+    renders: dict[str, Path],
+) -> None:
+    """Seven emails run from the call to action to the last chance, in order."""
+    campaign = yaml.safe_load((renders["defaults"] / "campaign.yaml").read_text())
+    assert [step["slug"] for step in campaign["nurture"]["steps"]] == [
+        "call-to-action",
+        "backstory",
+        "epiphany",
+        "social-proof",
+        "urgency",
+        "bonuses",
+        "last-chance",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "schedule"),
+    [
+        pytest.param("defaults", {"cron": "0 * * * *", "timezone": "UTC"}, id="cron"),
+        pytest.param(
+            "smtp-few-emails",
+            {"interval": 1800, "timezone": "America/New_York"},
+            id="interval",
+        ),
+        pytest.param(
+            "long-rrule",
+            {"rrule": "FREQ=DAILY;BYHOUR=9,13;BYMINUTE=0", "timezone": "UTC"},
+            id="rrule",
+        ),
+    ],
+)
+def test_deployments_carry_the_chosen_schedule(
+    renders: dict[str, Path], name: str, schedule: dict[str, Any]
+) -> None:
+    """prefect.yaml's tick deployment has the schedule and time zone answered."""
+    deployments = yaml.safe_load((renders[name] / "prefect.yaml").read_text())
+    tick = next(d for d in deployments["deployments"] if d["name"] == "nurture-tick")
+    assert tick["schedules"] == [schedule]
+
+
+@pytest.mark.parametrize(
+    ("name", "words"),
+    [
+        pytest.param("defaults", "runs every hour", id="cron"),
+        pytest.param("smtp-few-emails", "runs every 30 minutes", id="interval"),
+        pytest.param("long-rrule", "runs every day at 09:00, 13:00", id="rrule"),
+        pytest.param("single-email", "runs every 15 minutes", id="cron-15"),
+    ],
+)
+def test_readme_describes_the_schedule_in_words(
+    renders: dict[str, Path], name: str, words: str
+) -> None:
+    """The rendered README says when the tick runs, in words."""
+    readme = " ".join((renders[name] / "README.md").read_text().split())
+    assert words in readme
+
+
+@pytest.mark.parametrize("name", list(RENDERS))
+def test_no_template_syntax_is_left(renders: dict[str, Path], name: str) -> None:
+    """No Jinja is left in data and prose files, and all read as hand-written.
+
+    content/ and code spans keep variables filled at send time; Python files
+    with leftovers would fail ruff and mypy. No file has trailing spaces or
+    runs of blank lines.
+    """
+    project = renders[name]
+    for path in rendered_files(project):
+        if path.suffix not in TEXT_SUFFIXES or path.parts[0] == "content":
+            continue
+        text = (project / path).read_text(encoding="utf-8")
+        code = re.sub(r"`[^`\n]*`", "", text) if path.suffix == ".md" else text
+        if path.suffix != ".py":
+            assert not LEFTOVER_TEMPLATE_SYNTAX.search(code), path
+        assert not re.search(r"[ \t]+$", text, re.MULTILINE), path
+        assert "\n\n\n\n" not in text, path
+        assert text.endswith("\n") and not text.endswith("\n\n"), path
+
+
+@pytest.mark.parametrize("name", list(RENDERS))
+def test_ruff_passes_unchanged(renders: dict[str, Path], name: str) -> None:
+    """ruff format and ruff check pass on the render as Copier wrote it."""
+    project = renders[name]
+    formatted = run([sys.executable, "-m", "ruff", "format", "--check", "."], project)
+    checked = run([sys.executable, "-m", "ruff", "check", "."], project)
+    assert formatted.returncode == 0, formatted.stdout + formatted.stderr
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@pytest.mark.parametrize("name", list(RENDERS))
+def test_mypy_strict_passes(
+    renders: dict[str, Path], name: str, mypy_cache: Path
+) -> None:
+    """mypy --strict, as the project configures it, finds nothing in src and tests."""
+    project = renders[name]
+    result = run(
+        [sys.executable, "-m", "mypy", "--cache-dir", str(mypy_cache), "src", "tests"],
+        project,
+        MYPYPATH=str(project / "tests"),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_rendered_dependencies_are_installed_here(renders: dict[str, Path]) -> None:
+    """This environment has every rendered dependency, so renders can share it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    missing = []
+    for project in renders.values():
+        pyproject = (project / "pyproject.toml").read_text()
+        names = re.findall(r'^\s+"([A-Za-z0-9_.-]+)[<>=!~ ]', pyproject, re.MULTILINE)
+        for name in names:
+            try:
+                version(name)
+            except PackageNotFoundError:
+                missing.append(name)
+    assert missing == []
+
+
+@pytest.mark.parametrize("name", list(RENDERS))
+def test_rendered_project_tests_pass(renders: dict[str, Path], name: str) -> None:
+    """The render's own tests pass: all of them where its code differs."""
+    project = renders[name]
+    suites = [] if name in FULL_SUITES else list(QUICK_SUITES)
+    result = run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *suites],
+        project,
+        **project_env(project),
+    )
+    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-3000:]
+    assert " passed" in result.stdout
+
+
+def test_demo_runs_the_whole_sequence(renders: dict[str, Path]) -> None:
+    """The demo sends every step to the sample leads and shows the outbox."""
+    project = renders["defaults"]
+    package = package_dir(project).name
+    result = run(
+        [sys.executable, "-m", package, "demo"],
+        project,
+        **project_env(project),
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120",
+        PREFECT_LOGGING_LEVEL="WARNING",
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    outbox = project / "outbox" / "demo"
+    emails = list(outbox.glob("*.eml"))
+    assert f"Emails in the outbox: {len(emails)} files in {outbox}" in result.stdout
+    for slug in ("call-to-action", "backstory", "last-chance"):
+        assert re.search(rf"{slug}\s+\d+", result.stdout), slug
+    assert "Skipped sends by reason: exited 1, suppressed 1" in result.stdout
+    # Eight sample leads get the first two emails; two leave the sequence later.
+    assert len(emails) == 8 * 2 + 6 * 5
+
+
+def test_post_copy_task_formats_and_commits(tmp_path: Path, template_src: Path) -> None:
+    """With tasks on, the project is a git repository with one clean commit."""
+    project = render(template_src, tmp_path / "project", skip_tasks=False)
+    log = run(["git", "log", "--oneline"], project)
+    status = run(["git", "status", "--porcelain"], project)
+    assert len(log.stdout.splitlines()) == 1
+    assert status.stdout == ""
