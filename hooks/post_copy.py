@@ -57,11 +57,24 @@ def first_commit(author_name: str, author_email: str) -> None:
     )
     identity = []
     if configured.returncode != 0:
-        identity = ["-c", f"user.name={author_name}", "-c", f"user.email={author_email}"]
+        identity = [
+            "-c",
+            f"user.name={author_name}",
+            "-c",
+            f"user.email={author_email}",
+        ]
     subprocess.run(["git", "init", "--quiet", "--initial-branch=main"], check=True)
     subprocess.run(["git", "add", "--all"], check=True)
     subprocess.run(
-        ["git", *identity, "commit", "--quiet", "--no-verify", "-m", "Render the project with Copier"],
+        [
+            "git",
+            *identity,
+            "commit",
+            "--quiet",
+            "--no-verify",
+            "-m",
+            "Render the project with Copier",
+        ],
         check=True,
     )
     print("Initialised a git repository and made the first commit.")
@@ -76,7 +89,9 @@ def main() -> int:
     elif inside_git_repository():
         print("The folder is already inside a git repository: not committing.")
     else:
-        first_commit(answers.get("author_name", "Copier"), answers.get("author_email", ""))
+        first_commit(
+            answers.get("author_name", "Copier"), answers.get("author_email", "")
+        )
 
     slug = answers.get("project_slug", "the project")
     print(

@@ -9,11 +9,12 @@ too late for pytest to rewrite its asserts, hence PYTEST_DONT_REWRITE.
 
 from __future__ import annotations
 
-import os
+import importlib.util
 import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import copier
@@ -128,6 +129,17 @@ def load_questions(template: Path) -> dict[str, dict[str, Any]]:
     }
 
 
+def load_filters(template: Path) -> ModuleType:
+    """Import the template's extensions/filters.py by path: it is not a package."""
+    path = template / "extensions" / "filters.py"
+    spec = importlib.util.spec_from_file_location("campaign_filters", path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"Cannot import the filters from {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 @pytest.fixture(scope="session")
 def isolated_env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Give git a fixed identity and keep Copier and Prefect off the user's files."""
@@ -158,8 +170,3 @@ def default_project(
 ) -> Path:
     """The project rendered from the template with every default answer."""
     return render(template_src, tmp_path_factory.mktemp("default-project") / "project")
-
-
-def environ_with(**overrides: str) -> dict[str, str]:
-    """Return a copy of the current environment with ``overrides`` applied."""
-    return {**os.environ, **overrides}

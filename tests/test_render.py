@@ -233,7 +233,8 @@ def test_no_template_syntax_is_left(renders: dict[str, Path], name: str) -> None
             assert not LEFTOVER_TEMPLATE_SYNTAX.search(code), path
         assert not re.search(r"[ \t]+$", text, re.MULTILINE), path
         assert "\n\n\n\n" not in text, path
-        assert text.endswith("\n") and not text.endswith("\n\n"), path
+        assert text.endswith("\n"), path
+        assert not text.endswith("\n\n"), path
 
 
 @pytest.mark.parametrize("name", list(RENDERS))
