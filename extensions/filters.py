@@ -44,6 +44,7 @@ PROJECT_IMPORTS = frozenset(
         "yaml",
     }
 )
+PACKAGE_NAME_MAX_LENGTH = 40
 SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 WINDOW_PATTERN = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
@@ -111,6 +112,11 @@ def package_name_error(value: str) -> str:
         return (
             f"The package name {value!r} is not a Python identifier: use "
             "lowercase letters, digits and underscores, starting with a letter."
+        )
+    if len(value) > PACKAGE_NAME_MAX_LENGTH:
+        return (
+            f"The package name {value!r} is {len(value)} characters long: use "
+            f"at most {PACKAGE_NAME_MAX_LENGTH}."
         )
     if value != value.lower():
         return (

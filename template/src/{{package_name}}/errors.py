@@ -6,7 +6,8 @@
   message names the file and field and says how to fix it. Nothing is sent.
 - ``ApiError``: an outside service answered with an error, or could not be
   reached. ``retryable`` tells a passing fault (429, 5xx, a timeout) from a
-  refusal that will not change on its own.
+  refusal that will not change on its own (a wrong key, an unknown template):
+  that stops the run, and the sends wait for the setting to be fixed.
 - ``CircuitOpenError``: a service failed so often that calls to it are held
   back for a while; the work is left for the next run.
 - ``DeliveryRejected``: the provider refused one message for good (an invalid

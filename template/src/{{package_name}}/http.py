@@ -62,13 +62,18 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-# The share of a service's published rate the limiter uses. The gap absorbs
-# requests that reach a server counting a sliding one-second window a little
-# early or late: up to (1 / HEADROOM - 1) s, about 40 ms, per window.
+# The share of a service's published rate the limiter uses. The unused share
+# is slack for requests that reach a server counting a sliding one-second
+# window earlier or later than they were sent: (1 / HEADROOM - 1) s, about
+# 40 ms a window, of which LATE_ALLOWANCE_SECONDS goes to late wake-ups.
 HEADROOM = 0.96
 # A call that wakes up late keeps its place on the schedule by up to this much,
 # so the small oversleep of every timer does not add up to a slower rate.
 LATE_ALLOWANCE_SECONDS = 0.01
+# When the schedule starts afresh (the first call after a quiet spell), the
+# next call waits this much longer: the first call usually opens a new
+# connection and reaches the service later than calls on warm ones.
+FRESH_START_SECONDS = 0.05
 # The first retry waits about this long; each later one waits twice as long,
 # up to the client's cap.
 BACKOFF_INITIAL_SECONDS = 0.5
@@ -95,10 +100,12 @@ _EMAIL_ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 class RateLimiter:
     """Spaces calls evenly so that a service sees at most its published rate.
 
-    Callers go out one at a time, in the order they asked, at least
-    ``1 / (rate_per_second * headroom)`` seconds apart; under sustained load
-    the limiter uses ``headroom`` of the rate. ``hold()`` pauses every caller,
-    including those already waiting, for as long as a service asked.
+    Callers go out one at a time, in the order they asked, on a schedule with
+    one slot every ``1 / (rate_per_second * headroom)`` seconds, so that no
+    one-second window holds more than ``rate_per_second`` calls; under
+    sustained load the limiter uses ``headroom`` of the rate. ``hold()``
+    pauses every caller, including those already waiting, for as long as a
+    service asked.
 
     Args:
         rate_per_second: The service's published limit, in calls per second.
@@ -145,9 +152,14 @@ class RateLimiter:
                 # Checked again after the sleep: a hold may have begun meanwhile.
                 await self._sleep(ready_at - now)
 
-            # Count this call from its place on the schedule, unless it woke so
-            # late that the schedule has to start again from now.
-            self._last_slot = max(ready_at, now - self._allowance)
+            if now - ready_at <= self._allowance:
+                # On time or nearly: keep the schedule, so small delays in
+                # waking up do not add up to a slower rate.
+                self._last_slot = ready_at
+            else:
+                # Nobody was waiting, or this call woke far too late: start
+                # the schedule again from now.
+                self._last_slot = now + FRESH_START_SECONDS
 
     def hold(self, seconds: float) -> None:
         """Let no caller through for ``seconds``, as after a 429.

@@ -88,6 +88,11 @@ async def deliver(
 
     Returns:
         Counts of sent, duplicate, failed, deferred and skipped sends.
+
+    Raises:
+        ApiError: The service refused the run itself (a wrong key, an unknown
+            template). The sends not yet made are held back and stay queued
+            for the next run, once the setting is fixed.
     """
     claimed = store.claim(
         requests,
@@ -113,18 +118,24 @@ async def deliver(
 
     recorder = _Recorder(store, policy.owner, now, report)
     gate = asyncio.Semaphore(policy.concurrency)
+    setup_errors: list[ApiError] = []
 
     async def send_one(claim: Claim, email: OutgoingEmail) -> None:
         async with gate:
+            if setup_errors:
+                recorder.deferred(claim, "held back: the service refused the run")
+                return
             try:
                 receipt = await channel.send(email)
             except DeliveryRejected as exc:
                 recorder.failed(claim, str(exc))
             except ApiError as exc:
-                if exc.retryable:
-                    recorder.deferred(claim, str(exc))
-                else:
-                    recorder.failed(claim, str(exc))
+                # Only the provider's word about one message fails that send for
+                # good; any other refusal (a wrong key, an unknown template) is
+                # the project's setup, and every lead keeps its place.
+                recorder.deferred(claim, str(exc))
+                if not exc.retryable:
+                    setup_errors.append(exc)
             except CircuitOpenError as exc:
                 recorder.deferred(claim, str(exc))
             else:
@@ -132,6 +143,8 @@ async def deliver(
 
     try:
         await asyncio.gather(*(send_one(claim, email) for claim, email in emails))
+        if setup_errors:
+            raise setup_errors[0]
     finally:
         recorder.flush()
         pending = recorder.unrecorded(claim for claim, _ in emails)
