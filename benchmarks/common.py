@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import shutil
 import subprocess
 import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+FAKE_LOOPS = Path(__file__).with_name("fake_loops.py")
 BUILD = ROOT / "build"
 QUIET_PREFECT = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
@@ -78,3 +85,45 @@ def apply_settings(settings_module: ModuleType, **settings: str) -> None:
     """Change settings between two flow runs of the same process."""
     os.environ.update(settings)
     settings_module.get_settings.cache_clear()
+
+
+@contextmanager
+def fake_loops(rate: int) -> Iterator[str]:
+    """Run fake_loops.py in a process of its own (a core of its own); yield its URL.
+
+    Args:
+        rate: Requests it accepts per sliding second; 0 for no limit.
+    """
+    from fake_loops import free_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(FAKE_LOOPS), "--port", str(port), "--rate", str(rate)]
+    )
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(200):
+            try:
+                fake_stats(base_url)
+                break
+            except OSError:
+                time.sleep(0.05)
+        else:
+            raise SystemExit("The fake Loops did not start.")
+        yield base_url
+    finally:
+        process.terminate()
+        process.wait()
+
+
+def fake_stats(base_url: str) -> dict[str, Any]:
+    """The fake's counters: accepted, refused, first_at, last_at, busiest_second."""
+    with urllib.request.urlopen(f"{base_url}/stats", timeout=5) as answer:  # noqa: S310
+        result: dict[str, Any] = json.load(answer)
+        return result
+
+
+def reset_fake(base_url: str) -> None:
+    """Make the fake forget what it took."""
+    request = urllib.request.Request(f"{base_url}/reset", method="POST")  # noqa: S310
+    urllib.request.urlopen(request, timeout=5).close()  # noqa: S310

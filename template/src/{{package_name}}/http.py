@@ -71,8 +71,9 @@ HEADROOM = 0.96
 # so the small oversleep of every timer does not add up to a slower rate.
 LATE_ALLOWANCE_SECONDS = 0.01
 # When the schedule starts afresh (the first call after a quiet spell), the
-# next call waits this much longer: the first call usually opens a new
-# connection and reaches the service later than calls on warm ones.
+# next call waits up to this much longer (never more than half a slot): the
+# first call usually opens a new connection and reaches the service later
+# than calls on warm ones.
 FRESH_START_SECONDS = 0.05
 # The first retry waits about this long; each later one waits twice as long,
 # up to the client's cap.
@@ -135,6 +136,7 @@ class RateLimiter:
         self.rate_per_second = rate_per_second
         self.interval = 1 / (rate_per_second * headroom)
         self._allowance = min(LATE_ALLOWANCE_SECONDS, self.interval / 4)
+        self._fresh_start = min(FRESH_START_SECONDS, self.interval / 2)
         self._clock = clock
         self._sleep = sleep
         self._lock = asyncio.Lock()
@@ -159,7 +161,7 @@ class RateLimiter:
             else:
                 # Nobody was waiting, or this call woke far too late: start
                 # the schedule again from now.
-                self._last_slot = now + FRESH_START_SECONDS
+                self._last_slot = now + self._fresh_start
 
     def hold(self, seconds: float) -> None:
         """Let no caller through for ``seconds``, as after a 429.

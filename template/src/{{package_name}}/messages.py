@@ -31,6 +31,11 @@ from .store import Lead
 FRONT_MATTER_FENCE = "---"
 SIGNATURE_LENGTH = 22
 SAMPLE_FIRST_NAME = "Sam"
+NO_FIRST_NAME = "there"
+# Stand-ins for the first name while a step is rendered once for all leads:
+# letters only, so that Markdown passes them through untouched.
+NAME_SLOT = "Xqzfirstnamexqz"
+OTHER_NAME_SLOT = "Yqzfirstnameyqz"
 
 HTML_LAYOUT = """\
 <!DOCTYPE html>
@@ -112,6 +117,16 @@ class EmailTemplate:
         return subject, preheader, body
 
 
+@dataclass(frozen=True, slots=True)
+class RenderedStep:
+    """A step rendered with ``NAME_SLOT`` where each lead's first name goes."""
+
+    subject: str
+    preheader: str
+    body: str
+    body_html: str
+
+
 class Composer:
     """Builds each lead's email for a sequence step.
 
@@ -142,6 +157,7 @@ class Composer:
         )
         self._markdown = MarkdownIt("commonmark", {"html": False, "typographer": True})
         self._templates: dict[str, EmailTemplate] = {}
+        self._rendered: dict[tuple[int, str], RenderedStep | None] = {}
 
     def template(self, slug: str) -> EmailTemplate:
         """Return the compiled content file for a step, loading it once."""
@@ -168,7 +184,7 @@ class Composer:
         is_last = index == len(steps) - 1
         next_step_days = 0 if is_last else steps[index + 1].day - steps[index].day
         return {
-            "first_name": lead.first_name or "there",
+            "first_name": lead.first_name or NO_FIRST_NAME,
             "brand": self.campaign.brand,
             "sender": self.campaign.sender.model_dump(),
             "offer": self.campaign.offer.model_dump(),
@@ -186,9 +202,19 @@ class Composer:
         now: datetime,
     ) -> OutgoingEmail:
         """Build the email of step ``index`` of ``sequence`` for ``lead``."""
-        step = sequence.steps[index]
-        variables = self.variables(lead, sequence, index)
-        subject, preheader, body = self.template(step.slug).render(variables)
+        name = lead.first_name or NO_FIRST_NAME
+        rendered = self.rendered_step(sequence, index)
+        if rendered is None:
+            variables = self.variables(lead, sequence, index)
+            subject, preheader, body = self.template(sequence.steps[index].slug).render(
+                variables
+            )
+            body_html = self._markdown.render(body)
+        else:
+            subject = rendered.subject.replace(NAME_SLOT, name)
+            preheader = rendered.preheader.replace(NAME_SLOT, name)
+            body = rendered.body.replace(NAME_SLOT, name)
+            body_html = rendered.body_html.replace(NAME_SLOT, escape(name, quote=False))
         unsubscribe_url = self.unsubscribe_url(lead)
         sender = self.campaign.sender
         footer = {
@@ -199,7 +225,7 @@ class Composer:
         html = HTML_LAYOUT.format(
             subject=escape(subject),
             preheader=escape(preheader),
-            body=self._markdown.render(body),
+            body=body_html,
             **footer,
         )
         text = body + TEXT_FOOTER.format(
@@ -223,10 +249,39 @@ class Composer:
             variables={
                 "subject": subject,
                 "preheader": preheader,
-                "firstName": variables["first_name"],
+                "firstName": name,
                 "step": index + 1,
             },
         )
+
+    def rendered_step(self, sequence: Sequence, index: int) -> RenderedStep | None:
+        """A step rendered once for all leads, or None if it must be per lead.
+
+        Markdown is the slow part of building an email. The lead's first name
+        is the only variable that differs between leads, so a step is rendered
+        with a stand-in for the name, and the name is put in per lead. A step
+        whose content branches on the name (the stand-in changes more than the
+        name's own place) is rendered for each lead instead.
+        """
+        key = (index, sequence.steps[index].slug)
+        if key not in self._rendered:
+            sample = Lead(0, "lead@example.com", None, None)
+            template = self.template(key[1])
+            variables = self.variables(sample, sequence, index)
+            outputs = [
+                template.render({**variables, "first_name": slot})
+                for slot in (NAME_SLOT, OTHER_NAME_SLOT)
+            ]
+            swapped = tuple(
+                part.replace(NAME_SLOT, OTHER_NAME_SLOT) for part in outputs[0]
+            )
+            subject, preheader, body = outputs[0]
+            self._rendered[key] = (
+                RenderedStep(subject, preheader, body, self._markdown.render(body))
+                if swapped == outputs[1]
+                else None
+            )
+        return self._rendered[key]
 
     def unsubscribe_url(self, lead: Lead) -> str:
         """The lead's one-click unsubscribe link."""
