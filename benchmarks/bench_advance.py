@@ -19,7 +19,14 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from common import BUILD, apply_settings, fake_loops, fake_stats, render, use_project
+from common import (
+    BUILD,
+    fake_loops,
+    fake_stats,
+    render,
+    send_through_fake_loops,
+    use_project,
+)
 
 DEFAULT_LEADS = 1000
 DEFAULT_RATE = 10
@@ -53,14 +60,7 @@ def main() -> None:
         temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}),
     ):
         asyncio.run(nurture.enroll(leads, source="bench", now=OPT_IN))
-        apply_settings(
-            settings_module,
-            EMAIL_BACKEND="loops",
-            LOOPS_API_KEY="bench-key",
-            LOOPS_TRANSACTIONAL_ID="bench",
-            LOOPS_BASE_URL=f"{base_url}/api",
-            LOOPS_RATE_PER_SECOND=str(arguments.rate),
-        )
+        send_through_fake_loops(settings_module, base_url, arguments.rate)
         started = time.perf_counter()
         counts = asyncio.run(nurture.advance(now=OPT_IN + timedelta(days=1)))
         elapsed = time.perf_counter() - started

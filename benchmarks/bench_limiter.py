@@ -6,7 +6,7 @@ Loops' limit of 10 requests per sliding second. Prints the rate the fake
 accepted as a share of the limit, the busiest second, and how many requests
 it refused with 429. The goal: at least 95 % of the limit and no refusals.
 
-    python benchmarks/limiter_rate.py --project /tmp/a-render
+    python benchmarks/bench_limiter.py --project /tmp/a-render
 
 Without ``--project`` it renders the template's defaults into
 ``build/bench-project`` first. At the defaults it takes about 105 s.
@@ -19,25 +19,19 @@ import asyncio
 import importlib
 import json
 import logging
-import subprocess
 import sys
 import time
 import urllib.request
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from common import BUILD, render
+from fake_loops import FakeLoops, serve_in_thread
 from pydantic import SecretStr
 
-# Run as a script, this folder is on sys.path; mypy checks from the repo root.
-if TYPE_CHECKING:
-    from benchmarks.fake_loops import FakeLoops, serve_in_thread
-else:
-    from fake_loops import FakeLoops, serve_in_thread
-
-ROOT = Path(__file__).resolve().parents[1]
-DEFAULT_PROJECT = ROOT / "build" / "bench-project"
+DEFAULT_PROJECT = BUILD / "bench-project"
 DEFAULT_SENDS = 1000
 DEFAULT_RATE = 10
 DEFAULT_CONCURRENCY = 50
@@ -65,29 +59,6 @@ class RetryCounter(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         if "retrying in" in record.getMessage():
             self.count += 1
-
-
-def render_default_project(destination: Path) -> Path:
-    """Render the template's defaults from this working tree into ``destination``."""
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "copier",
-            "copy",
-            "--trust",
-            "--defaults",
-            "--overwrite",
-            "--skip-tasks",
-            "--vcs-ref",
-            "HEAD",
-            str(ROOT),
-            str(destination),
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    return destination
 
 
 def find_package(project: Path) -> str:
@@ -201,7 +172,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY)
     arguments = parser.parse_args()
 
-    project: Path = arguments.project or render_default_project(DEFAULT_PROJECT)
+    project: Path = arguments.project or render(DEFAULT_PROJECT)
     sys.path.insert(0, str(project.resolve() / "src"))
     package = find_package(project)
 

@@ -25,15 +25,16 @@ import httpx
 from click.testing import CliRunner
 from common import (
     BUILD,
-    apply_settings,
     fake_loops,
     fake_stats,
     render,
     reset_fake,
+    send_through_fake_loops,
     use_project,
 )
 
 DEFAULT_LEADS = 10_000
+NO_LIMIT = 1_000_000
 FLOW_START = datetime(2026, 4, 6, 10, 0, tzinfo=UTC)
 
 
@@ -90,14 +91,8 @@ def main() -> None:
     ):
         # Start Prefect's temporary server before anything is timed.
         asyncio.run(nurture.advance(now=FLOW_START))
-        apply_settings(
-            settings_module,
-            EMAIL_BACKEND="loops",
-            LOOPS_API_KEY="bench-key",
-            LOOPS_TRANSACTIONAL_ID="bench",
-            LOOPS_BASE_URL=f"{base_url}/api",
-            LOOPS_RATE_PER_SECOND="1000000",
-        )
+        # No limit at the fake: the limiter is set far above what can be sent.
+        send_through_fake_loops(settings_module, base_url, NO_LIMIT)
         signups = Path("signups.csv")
         signups.write_text(
             "email,first_name\n"

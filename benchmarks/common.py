@@ -17,15 +17,11 @@ from types import ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "scripts"))
+from dev import QUIET_PREFECT  # noqa: E402 (scripts/ is not a package)
+
 FAKE_LOOPS = Path(__file__).with_name("fake_loops.py")
 BUILD = ROOT / "build"
-QUIET_PREFECT = {
-    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "DO_NOT_TRACK": "1",
-    "PREFECT_SERVER_LOGGING_LEVEL": "CRITICAL",
-    "PREFECT_LOGGING_LEVEL": "WARNING",
-    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
-}
 
 
 def render(destination: Path, *data: str) -> Path:
@@ -85,6 +81,20 @@ def apply_settings(settings_module: ModuleType, **settings: str) -> None:
     """Change settings between two flow runs of the same process."""
     os.environ.update(settings)
     settings_module.get_settings.cache_clear()
+
+
+def send_through_fake_loops(
+    settings_module: ModuleType, base_url: str, rate: float
+) -> None:
+    """Point the project's Loops channel at the fake, at ``rate`` a second."""
+    apply_settings(
+        settings_module,
+        EMAIL_BACKEND="loops",
+        LOOPS_API_KEY="bench-key",
+        LOOPS_TRANSACTIONAL_ID="bench",
+        LOOPS_BASE_URL=f"{base_url}/api",
+        LOOPS_RATE_PER_SECOND=str(rate),
+    )
 
 
 @contextmanager

@@ -358,20 +358,15 @@ class Store:
 
     def lead_by_id(self, lead_id: int) -> Lead | None:
         """Return the lead with this id, if there is one."""
-        with self.engine.connect() as connection:
-            row = connection.execute(
-                sa.select(leads).where(leads.c.id == lead_id)
-            ).one_or_none()
-        if row is None:
-            return None
-        return Lead(row.id, row.email, row.first_name, row.time_zone)
+        return self._one_lead(leads.c.id == lead_id)
 
     def find_lead(self, email: str) -> Lead | None:
         """Return the lead with this normalised email, if there is one."""
+        return self._one_lead(leads.c.email == email)
+
+    def _one_lead(self, condition: sa.ColumnElement[bool]) -> Lead | None:
         with self.engine.connect() as connection:
-            row = connection.execute(
-                sa.select(leads).where(leads.c.email == email)
-            ).one_or_none()
+            row = connection.execute(sa.select(leads).where(condition)).one_or_none()
         if row is None:
             return None
         return Lead(row.id, row.email, row.first_name, row.time_zone)
