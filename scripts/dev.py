@@ -3,7 +3,7 @@
     python3 scripts/dev.py demo    render the default project and run its demo
     python3 scripts/dev.py test    run the template's tests (what CI runs)
     python3 scripts/dev.py bench   run the benchmarks (by hand, not in CI)
-    python3 scripts/dev.py lock    rewrite constraints.txt from a fresh install
+    python3 scripts/dev.py lock    rewrite constraints.txt (with the oldest Python)
 
 The first run makes .venv/ and installs the dependency groups of
 pyproject.toml, pinned by constraints.txt; later runs reuse it until either
@@ -153,7 +153,11 @@ def bench(names: list[str]) -> int:
 
 
 def lock() -> int:
-    """Install every group into a scratch environment and pin what it got."""
+    """Install every group into a scratch environment and pin what it got.
+
+    Run it with the oldest Python the template supports: a pin that installs
+    there (some releases need a newer 3.11.x) installs on every later one.
+    """
     scratch = ROOT / "build" / "lock-venv"
     shutil.rmtree(scratch, ignore_errors=True)
     venv.create(scratch, with_pip=True)
