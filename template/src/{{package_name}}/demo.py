@@ -1,10 +1,11 @@
 """The demo: a simulated run of the nurture sequence on sample leads.
 
-Time is simulated: the leads opt in at the start, then the scheduled tick runs
-every hour until every step has had its chance. The tick only starts a flow
-run when it has something to do, as a real hourly schedule would find nothing
-to do most hours. On the way, one lead unsubscribes and one buys, so the
-summary shows both ways out of the sequence.
+Time is simulated: the leads opt in an hour after the send window opens on a
+day in the past, then the scheduled tick runs every hour until every step has
+had its chance. The run is the same whenever the demo is started. The tick
+only starts a flow run when it has something to do, as a real hourly schedule
+would find nothing to do most hours. On the way, one lead unsubscribes and
+one buys, so the summary shows both ways out of the sequence.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from .leads import NewLead
 from .runtime import Runtime
 
 TICK = timedelta(hours=1)
+OPT_IN_AFTER_WINDOW_OPENS = timedelta(hours=1)
 UNSUBSCRIBE_AFTER = timedelta(hours=30)
 PURCHASE_AFTER = timedelta(hours=54)
 
@@ -35,8 +37,11 @@ async def run_demo(
     runtime = Runtime.open()
     steps = runtime.campaign.nurture.steps
     span = timedelta(days=days if days is not None else steps[-1].day + 2)
-    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    start = end - span
+    campaign = runtime.campaign
+    first_day = datetime.now(campaign.zone).date() - span - timedelta(days=1)
+    opens = datetime.combine(first_day, campaign.window.start, campaign.zone)
+    start = (opens + OPT_IN_AFTER_WINDOW_OPENS).astimezone(UTC)
+    end = start + span
     echo(
         f"Simulating {span.days} days of the nurture sequence for {len(leads)} "
         f"sample leads, from {start:%Y-%m-%d %H:%M} UTC."
