@@ -99,7 +99,7 @@ def main() -> int:
         f"  cd {Path.cwd()}\n"
         "  python3 -m venv .venv\n"
         '  .venv/bin/pip install -e ".[dev]"\n'
-        f"  .venv/bin/{slug} demo      # a simulated week of the sequence\n"
+        f"  .venv/bin/{slug} demo      # a simulated run of the sequence\n"
         "  .venv/bin/pytest           # the project's own tests\n"
         "Then copy .env.example to .env and set the keys of the services you use."
     )
