@@ -22,8 +22,9 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).parents[1]
-# What Copier needs from the template repository; docs, tests and the rest stay.
-TEMPLATE_PARTS = ("copier.yml", "extensions", "hooks", "template")
+# What Copier needs from the template repository, and .gitignore, so that the
+# bytecode of the extensions Copier imports does not make the copy dirty.
+TEMPLATE_PARTS = (".gitignore", "copier.yml", "extensions", "hooks", "template")
 ANSWERS_FILE = ".copier-answers.yml"
 GIT_IDENTITY = {
     "GIT_AUTHOR_NAME": "Template Tests",

@@ -98,6 +98,9 @@ TRANSIENT_ERRORS = (
 _EMAIL_ADDRESS = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 
 
+# TODO: keep the limiter's schedule in the store once several workers send to
+# one service (the scale-out setup); until then, give each worker a share of
+# the service's rate in its settings.
 class RateLimiter:
     """Spaces calls evenly so that a service sees at most its published rate.
 
