@@ -528,31 +528,25 @@ class Store:
         self, sent: Iterable[tuple[Claim, str | None]], *, owner: str, at: datetime
     ) -> None:
         """Mark claimed rows as sent, with the provider's message id."""
-        with self._write() as connection:
-            for claim, provider_id in sent:
-                connection.execute(
-                    sa.update(send_ledger)
-                    .where(
-                        send_ledger.c.id == claim.ledger_id,
-                        send_ledger.c.owner == owner,
-                    )
-                    .values(status="sent", sent_at=at, provider_id=provider_id)
-                )
+        self._update_claims(
+            (
+                (claim, {"status": "sent", "sent_at": at, "provider_id": provider_id})
+                for claim, provider_id in sent
+            ),
+            owner=owner,
+        )
 
     def mark_failed(
         self, failed: Iterable[tuple[Claim, str]], *, owner: str, at: datetime
     ) -> None:
         """Mark claimed rows as failed for good: they will not be retried."""
-        with self._write() as connection:
-            for claim, error in failed:
-                connection.execute(
-                    sa.update(send_ledger)
-                    .where(
-                        send_ledger.c.id == claim.ledger_id,
-                        send_ledger.c.owner == owner,
-                    )
-                    .values(status="failed", sent_at=at, error=error[:2000])
-                )
+        self._update_claims(
+            (
+                (claim, {"status": "failed", "sent_at": at, "error": error[:2000]})
+                for claim, error in failed
+            ),
+            owner=owner,
+        )
 
     def release(
         self, released: Iterable[tuple[Claim, str]], *, owner: str, at: datetime
@@ -562,17 +556,31 @@ class Store:
         The row stays pending with its idempotency key, and its lease ends now,
         so the next run takes it over and the provider can drop a repeat.
         """
+        self._update_claims(
+            (
+                (claim, {"lease_until": at, "error": error[:2000]})
+                for claim, error in released
+            ),
+            owner=owner,
+            pending_only=True,
+        )
+
+    def _update_claims(
+        self,
+        updates: Iterable[tuple[Claim, dict[str, Any]]],
+        *,
+        owner: str,
+        pending_only: bool = False,
+    ) -> None:
+        """Write new values to rows this run claimed, if it still owns them."""
         with self._write() as connection:
-            for claim, error in released:
-                connection.execute(
-                    sa.update(send_ledger)
-                    .where(
-                        send_ledger.c.id == claim.ledger_id,
-                        send_ledger.c.owner == owner,
-                        send_ledger.c.status == "pending",
-                    )
-                    .values(lease_until=at, error=error[:2000])
+            for claim, values in updates:
+                statement = sa.update(send_ledger).where(
+                    send_ledger.c.id == claim.ledger_id, send_ledger.c.owner == owner
                 )
+                if pending_only:
+                    statement = statement.where(send_ledger.c.status == "pending")
+                connection.execute(statement.values(**values))
 
     def record_skips(self, skipped: Iterable[Skip], *, at: datetime) -> None:
         """Record sends that did not happen, once per reason, with a count."""
