@@ -27,7 +27,7 @@ def serve(app: ASGIApp) -> Iterator[str]:
     """Run ``app`` on a free port in a thread and yield its base URL."""
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+        app, host="127.0.0.1", port=port, log_level="warning", lifespan="on"
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)

@@ -8,6 +8,7 @@ dots only: it is pasted into emails, so it must not carry links or markup.
 from __future__ import annotations
 
 import csv
+import hashlib
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from email_validator import EmailNotValidError, validate_email
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 
 FIRST_NAME_MAX_LENGTH = 50
+LEAD_TAG_LENGTH = 12
 NOT_IN_A_NAME = re.compile(r"[^\w \-'.]|[\d_]")
 CSV_COLUMNS = ("email", "first_name", "time_zone")
 
@@ -69,6 +71,12 @@ class RowError:
 
     line: int
     message: str
+
+
+def lead_tag(address: str) -> str:
+    """A short, stable tag for an address, for logs and events in its place."""
+    digest = hashlib.sha256(address.strip().lower().encode()).hexdigest()
+    return digest[:LEAD_TAG_LENGTH]
 
 
 def normalise_email(address: str) -> str:

@@ -129,6 +129,29 @@ skips = sa.Table(
     sa.Column("last_at", UtcDateTime, nullable=False),
     sa.Column("times", sa.Integer, nullable=False),
 )
+inbound_events = sa.Table(
+    "inbound_events",
+    metadata,
+    sa.Column("id", sa.String(100), primary_key=True),
+    sa.Column("type", sa.String(50), nullable=False),
+    sa.Column("lead_email", sa.String(320), nullable=False),
+    sa.Column("payload", sa.JSON, nullable=False),
+    sa.Column("occurred_at", UtcDateTime, nullable=False),
+    sa.Column("received_at", UtcDateTime, nullable=False),
+    sa.Column("emitted_at", UtcDateTime, index=True),
+    sa.Column("emit_attempts", sa.Integer, nullable=False, default=0),
+    sa.Column("emit_error", sa.Text),
+)
+activities = sa.Table(
+    "activities",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False, index=True),
+    sa.Column("kind", sa.String(30), nullable=False),
+    sa.Column("url", sa.Text),
+    sa.Column("occurred_at", UtcDateTime, nullable=False),
+    sa.Column("event_id", sa.ForeignKey("inbound_events.id"), nullable=False),
+)
 secrets_table = sa.Table(
     "project_secrets",
     metadata,
@@ -157,6 +180,16 @@ class Enrollment:
     purchased: bool
     suppressed: bool
     done_steps: frozenset[str]
+
+
+@dataclass(frozen=True, slots=True)
+class StoredEvent:
+    """An accepted inbound event that still has to reach Prefect."""
+
+    id: str
+    type: str
+    lead_email: str
+    occurred_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,46 +280,16 @@ class Store:
             The lead and whether it is new.
         """
         with self._write() as connection:
-            row = connection.execute(
-                sa.select(leads).where(leads.c.email == email)
-            ).one_or_none()
-            created = row is None
-            if row is None:
-                lead_id = connection.execute(
-                    sa.insert(leads)
-                    .values(
-                        email=email,
-                        first_name=first_name,
-                        time_zone=time_zone,
-                        source=source,
-                        created_at=at,
-                    )
-                    .returning(leads.c.id)
-                ).scalar_one()
-                lead = Lead(lead_id, email, first_name, time_zone)
-            else:
-                lead = Lead(
-                    row.id,
-                    row.email,
-                    row.first_name or first_name,
-                    row.time_zone or time_zone,
-                )
-                if lead.first_name != row.first_name or lead.time_zone != row.time_zone:
-                    connection.execute(
-                        sa.update(leads)
-                        .where(leads.c.id == row.id)
-                        .values(first_name=lead.first_name, time_zone=lead.time_zone)
-                    )
-            connection.execute(
-                sa.insert(consents).values(
-                    lead_id=lead.id,
-                    granted_at=at,
-                    source=source,
-                    ip_address=ip_address,
-                    form_version=form_version,
-                )
+            return _add_lead(
+                connection,
+                email,
+                source=source,
+                at=at,
+                first_name=first_name,
+                time_zone=time_zone,
+                ip_address=ip_address,
+                form_version=form_version,
             )
-        return lead, created
 
     def add_and_enroll(
         self,
@@ -587,6 +590,123 @@ class Store:
         with self._write() as connection:
             _record_skips(connection, list(skipped), at)
 
+    # Inbound events ----------------------------------------------------
+
+    def accept_event(
+        self,
+        event_id: str,
+        event_type: str,
+        data: dict[str, Any],
+        *,
+        occurred_at: datetime,
+        received_at: datetime,
+        enroll_in: Sequence[str] = (),
+    ) -> bool:
+        """Store an inbound event and apply it, in one transaction.
+
+        An opt-in adds the lead with its consent and enrolls it in the flows
+        of ``enroll_in`` (their tick sends what is due); an unsubscribe puts
+        the address on the suppression list; a purchase marks the lead a
+        buyer; an activity is recorded for scoring.
+
+        Returns:
+            False when an event with this id was already stored: nothing is
+            applied twice.
+        """
+        email = data["email"]
+        with self._write() as connection:
+            stored = connection.execute(
+                _insert_ignoring_duplicates(connection, inbound_events).values(
+                    id=event_id,
+                    type=event_type,
+                    lead_email=email,
+                    payload=data,
+                    occurred_at=occurred_at,
+                    received_at=received_at,
+                    emit_attempts=0,
+                )
+            )
+            if stored.rowcount != 1:
+                return False
+            if event_type == "lead.opted_in":
+                lead, _ = _add_lead(
+                    connection,
+                    email,
+                    source=data["source"],
+                    at=occurred_at,
+                    first_name=data.get("first_name"),
+                    time_zone=data.get("time_zone"),
+                    ip_address=data.get("ip_address"),
+                    form_version=data.get("form_version"),
+                )
+                for flow in enroll_in:
+                    connection.execute(
+                        _insert_ignoring_duplicates(connection, enrollments).values(
+                            lead_id=lead.id,
+                            flow=flow,
+                            enrolled_at=occurred_at,
+                            status="active",
+                        )
+                    )
+            elif event_type == "lead.unsubscribed":
+                connection.execute(
+                    _insert_ignoring_duplicates(connection, suppressions).values(
+                        email=email,
+                        reason="unsubscribed",
+                        source=f"event:{event_id}",
+                        created_at=occurred_at,
+                    )
+                )
+            elif event_type == "lead.purchased":
+                connection.execute(
+                    sa.update(leads)
+                    .where(leads.c.email == email, leads.c.purchased_at.is_(None))
+                    .values(purchased_at=occurred_at)
+                )
+            elif event_type == "lead.activity":
+                connection.execute(
+                    sa.insert(activities).values(
+                        email=email,
+                        kind=data["kind"],
+                        url=data.get("url"),
+                        occurred_at=occurred_at,
+                        event_id=event_id,
+                    )
+                )
+        return True
+
+    def events_to_emit(self, limit: int) -> list[StoredEvent]:
+        """The oldest accepted events that have not reached Prefect yet."""
+        query = (
+            sa.select(
+                inbound_events.c.id,
+                inbound_events.c.type,
+                inbound_events.c.lead_email,
+                inbound_events.c.occurred_at,
+            )
+            .where(inbound_events.c.emitted_at.is_(None))
+            .order_by(inbound_events.c.received_at)
+            .limit(limit)
+        )
+        with self.engine.connect() as connection:
+            return [StoredEvent(*row) for row in connection.execute(query)]
+
+    def record_emission(
+        self, event_ids: Sequence[str], *, at: datetime, error: str | None = None
+    ) -> None:
+        """Record that events reached Prefect, or why they did not (yet)."""
+        values: dict[str, Any] = {"emit_attempts": inbound_events.c.emit_attempts + 1}
+        if error is None:
+            values["emitted_at"] = at
+        else:
+            values["emit_error"] = error[:2000]
+        with self._write() as connection:
+            connection.execute(
+                sa.update(inbound_events)
+                .where(inbound_events.c.id.in_(event_ids))
+                .values(**values)
+            )
+
     # Reports and secrets -----------------------------------------------
 
     def sends_by_step(self, flow: str) -> dict[str, Counter[str]]:
@@ -664,6 +784,57 @@ class Store:
                 sa.select(secrets_table.c.value).where(secrets_table.c.name == name)
             ).scalar_one()
         return value
+
+
+def _add_lead(
+    connection: Connection,
+    email: str,
+    *,
+    source: str,
+    at: datetime,
+    first_name: str | None,
+    time_zone: str | None,
+    ip_address: str | None,
+    form_version: str | None,
+) -> tuple[Lead, bool]:
+    """Add or find a lead and record its consent, inside a transaction."""
+    row = connection.execute(
+        sa.select(leads).where(leads.c.email == email)
+    ).one_or_none()
+    created = row is None
+    if row is None:
+        lead_id = connection.execute(
+            sa.insert(leads)
+            .values(
+                email=email,
+                first_name=first_name,
+                time_zone=time_zone,
+                source=source,
+                created_at=at,
+            )
+            .returning(leads.c.id)
+        ).scalar_one()
+        lead = Lead(lead_id, email, first_name, time_zone)
+    else:
+        lead = Lead(
+            row.id, row.email, row.first_name or first_name, row.time_zone or time_zone
+        )
+        if lead.first_name != row.first_name or lead.time_zone != row.time_zone:
+            connection.execute(
+                sa.update(leads)
+                .where(leads.c.id == row.id)
+                .values(first_name=lead.first_name, time_zone=lead.time_zone)
+            )
+    connection.execute(
+        sa.insert(consents).values(
+            lead_id=lead.id,
+            granted_at=at,
+            source=source,
+            ip_address=ip_address,
+            form_version=form_version,
+        )
+    )
+    return lead, created
 
 
 def _create_engine(url: str) -> Engine:

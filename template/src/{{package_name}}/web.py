@@ -1,6 +1,9 @@
-"""The project's public endpoints: the unsubscribe link and its one-click POST.
+"""The project's public endpoints: unsubscribe links and the signed receiver.
 
-A link carries a token signed for one lead (see ``messages.sign_lead``), so
+``/events`` takes signed posts from forms and sites (see ``webhooks.py``);
+accepted events go on to Prefect in the background (see ``emitter.py``).
+
+An unsubscribe link carries a token signed for one lead (see ``messages.sign_lead``), so
 nobody can unsubscribe someone else by guessing. Opening the link shows a page
 with a button; the button, and a mail client's RFC 8058 one-click request,
 POST to the same address. Link checkers that only open links unsubscribe
@@ -20,10 +23,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse
 from starlette.routing import Route
 
+from .emitter import EventEmitter
 from .messages import token_matches
 from .runtime import link_secret
 from .settings import Settings
 from .store import Lead, Store
+from .webhooks import events_endpoint
 
 ONE_CLICK_BODY = b"List-Unsubscribe=One-Click"
 PAGE = """<!DOCTYPE html>
@@ -35,9 +40,10 @@ PAGE = """<!DOCTYPE html>
 
 
 def create_app(settings: Settings) -> Starlette:
-    """Build the ASGI app that serves the unsubscribe links."""
+    """Build the ASGI app: unsubscribe links, the receiver, its emitter."""
     store = Store(settings.database_url)
     secret = link_secret(settings, store)
+    emitter = EventEmitter.from_settings(settings, store)
 
     def find_lead(token: str) -> Lead | None:
         lead_id, _, _ = token.partition(".")
@@ -78,12 +84,22 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
-        yield
-        store.close()
+        emitting = asyncio.create_task(emitter.run())
+        try:
+            yield
+        finally:
+            emitting.cancel()
+            await emitter.aclose()
+            store.close()
 
     return Starlette(
         routes=[
             Route("/unsubscribe/{token}", unsubscribe, methods=["GET", "POST"]),
+            Route(
+                "/events",
+                events_endpoint(settings, store, on_accept=emitter.wake),
+                methods=["POST"],
+            ),
             Route("/healthz", health),
         ],
         lifespan=lifespan,
