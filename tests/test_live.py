@@ -109,8 +109,6 @@ def test_signed_opt_in_becomes_the_first_email(
         "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
         "PYTHONPATH": str(project / "src"),
         "WEBHOOK_SECRET": SECRET,
-        # The served runner looks for runs to start every two seconds.
-        "PREFECT_RUNNER_POLL_FREQUENCY": "2",
     }
     env.pop("PREFECT_API_URL", None)
     server_command = [
