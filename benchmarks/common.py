@@ -17,7 +17,7 @@ from types import ModuleType
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "scripts"))
+sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests")]
 from dev import QUIET_PREFECT  # noqa: E402 (scripts/ is not a package)
 
 FAKE_LOOPS = Path(__file__).with_name("fake_loops.py")
