@@ -254,7 +254,17 @@ def test_mypy_strict_passes(
     """mypy --strict, as the project configures it, finds nothing in src and tests."""
     project = renders[name]
     result = run(
-        [sys.executable, "-m", "mypy", "--cache-dir", str(mypy_cache), "src", "tests"],
+        # Absolute paths: renders share the cache, and mypy trusts a cached
+        # module whose path, size and mtime second all match.
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--cache-dir",
+            str(mypy_cache),
+            str(project / "src"),
+            str(project / "tests"),
+        ],
         project,
         MYPYPATH=str(project / "tests"),
     )
