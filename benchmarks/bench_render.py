@@ -12,13 +12,11 @@ from __future__ import annotations
 import argparse
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
-from common import ROOT
+from common import render
 
 DEFAULT_RUNS = 5
 
@@ -26,23 +24,7 @@ DEFAULT_RUNS = 5
 def render_once(destination: Path) -> float:
     """Render the defaults into ``destination``; return the seconds it took."""
     started = time.perf_counter()
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "copier",
-            "copy",
-            "--trust",
-            "--defaults",
-            "--quiet",
-            "--vcs-ref",
-            "HEAD",
-            str(ROOT),
-            str(destination),
-        ],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
+    render(destination, tasks=True)
     return time.perf_counter() - started
 
 

@@ -24,10 +24,18 @@ FAKE_LOOPS = Path(__file__).with_name("fake_loops.py")
 BUILD = ROOT / "build"
 
 
-def render(destination: Path, *data: str) -> Path:
-    """Render the working tree's template into ``destination``, tasks skipped."""
+def render(destination: Path, *data: str, tasks: bool = False) -> Path:
+    """Render the working tree's template into ``destination``.
+
+    Args:
+        destination: The folder to render into; emptied first.
+        data: Answers as ``name=value``.
+        tasks: Whether to run the post-copy task (format, commit).
+    """
     shutil.rmtree(destination, ignore_errors=True)
     answers = [argument for pair in data for argument in ("--data", pair)]
+    if not tasks:
+        answers.append("--skip-tasks")
     subprocess.run(
         [
             sys.executable,
@@ -37,7 +45,6 @@ def render(destination: Path, *data: str) -> Path:
             "--trust",
             "--defaults",
             "--quiet",
-            "--skip-tasks",
             "--vcs-ref",
             "HEAD",
             *answers,

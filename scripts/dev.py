@@ -183,17 +183,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("demo", help="render the default project and run its demo")
-    test_parser = commands.add_parser("test", help="run the template's tests")
-    test_parser.add_argument("pytest_args", nargs=argparse.REMAINDER)
+    commands.add_parser(
+        "test", help="run the template's tests (pytest options pass through)"
+    )
     bench_parser = commands.add_parser("bench", help="run the benchmarks")
     bench_parser.add_argument("names", nargs="*")
     commands.add_parser("lock", help="rewrite constraints.txt")
-    arguments = parser.parse_args()
+    arguments, pytest_args = parser.parse_known_args()
+    if pytest_args and arguments.command != "test":
+        parser.error(f"unrecognized arguments: {' '.join(pytest_args)}")
 
     if arguments.command == "demo":
         return demo()
     if arguments.command == "test":
-        return test(arguments.pytest_args)
+        return test(pytest_args)
     if arguments.command == "bench":
         return bench(arguments.names)
     return lock()

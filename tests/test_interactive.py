@@ -69,7 +69,7 @@ class Terminal:
         try:
             self.raw += self.child.read_nonblocking(65536, timeout=0.2)
         except pexpect.TIMEOUT:
-            pass
+            pass  # Nothing new on the screen within the poll interval.
         except pexpect.EOF:
             self.finished = True
         while self.replied < self.raw.count(CURSOR_POSITION_REQUEST):
