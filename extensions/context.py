@@ -122,7 +122,12 @@ class DerivedValues(ContextHook):
         )
         window_start, window_end = context["send_window"].strip().split("-")
 
+        funnel = "funnel" in flows
+        uses_crm = funnel or "scoring" in flows
         context["flows"] = flows
+        context["assessment"] = funnel and context["lead_magnet_kind"] == "assessment"
+        context["uses_crm"] = uses_crm
+        context["notion"] = uses_crm and context["crm"] == "notion"
         context["sequence_steps"] = steps
         context["sequence_slugs"] = [step["slug"] for step in steps]
         context["sequence_days"] = steps[-1]["day"] if steps else 0

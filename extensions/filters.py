@@ -203,6 +203,23 @@ def send_window_error(value: str) -> str:
     return ""
 
 
+def points_error(value: int, what: str) -> str:
+    """Refuse a number of points, a percent or a threshold outside 0-100."""
+    if 0 <= value <= 100:
+        return ""
+    return f"Enter {what} as a whole number from 0 to 100, got {value}."
+
+
+def lead_magnet_name_error(value: str) -> str:
+    """Refuse an empty or overlong lead magnet name."""
+    name = value.strip()
+    if not name:
+        return 'Enter the lead magnet\'s name, such as "The Growth Checklist".'
+    if len(name) > 80:
+        return f"Keep the lead magnet's name to 80 characters, got {len(name)}."
+    return ""
+
+
 def describe_cron(value: str) -> str:
     """Describe a cron expression in words, such as 'every hour'."""
     description = str(get_description(value))
@@ -259,6 +276,8 @@ class CampaignFilters(Extension):
             "rrule_error": rrule_error,
             "time_zone_error": time_zone_error,
             "send_window_error": send_window_error,
+            "points_error": points_error,
+            "lead_magnet_name_error": lead_magnet_name_error,
             "describe_cron": describe_cron,
             "describe_rrule": describe_rrule,
             "describe_interval": describe_interval,

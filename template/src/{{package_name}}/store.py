@@ -152,6 +152,70 @@ activities = sa.Table(
     sa.Column("occurred_at", UtcDateTime, nullable=False),
     sa.Column("event_id", sa.ForeignKey("inbound_events.id"), nullable=False),
 )
+signups = sa.Table(
+    "signups",
+    metadata,
+    sa.Column("lead_id", sa.ForeignKey("leads.id"), primary_key=True),
+    # A lead dropped for not confirming may sign up again: a new attempt.
+    sa.Column("attempt", sa.Integer, primary_key=True),
+    sa.Column("source", sa.String(100), nullable=False),
+    sa.Column("requested_at", UtcDateTime, nullable=False),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("confirmed_at", UtcDateTime),
+    sa.Column("ended_at", UtcDateTime),
+)
+assessments = sa.Table(
+    "assessments",
+    metadata,
+    sa.Column("event_id", sa.ForeignKey("inbound_events.id"), primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False, index=True),
+    sa.Column("answers", sa.JSON, nullable=False),
+    sa.Column("completed_at", UtcDateTime, nullable=False),
+)
+lead_scores = sa.Table(
+    "lead_scores",
+    metadata,
+    sa.Column("email", sa.String(320), primary_key=True),
+    sa.Column("score", sa.Integer, nullable=False),
+    sa.Column("breakdown", sa.JSON, nullable=False),
+    sa.Column("hot", sa.Boolean, nullable=False),
+    sa.Column("crossings", sa.Integer, nullable=False, default=0),
+    sa.Column("computed_at", UtcDateTime, nullable=False),
+)
+hot_crossings = sa.Table(
+    "hot_crossings",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True),
+    sa.Column("email", sa.String(320), nullable=False),
+    # The lead's n-th crossing of the threshold: one alert each.
+    sa.Column("crossing", sa.Integer, nullable=False),
+    sa.Column("reason", sa.String(20), nullable=False),
+    sa.Column("score", sa.Integer, nullable=False),
+    sa.Column("crossed_at", UtcDateTime, nullable=False),
+    sa.Column("alerted_at", UtcDateTime, index=True),
+    sa.UniqueConstraint("email", "crossing"),
+)
+crm_contacts = sa.Table(
+    "crm_contacts",
+    metadata,
+    sa.Column("email", sa.String(320), primary_key=True),
+    sa.Column("first_name", sa.String(100)),
+    sa.Column("status", sa.String(20), nullable=False),
+    sa.Column("score", sa.Integer),
+    sa.Column("source", sa.String(100)),
+    sa.Column("signed_up_at", UtcDateTime),
+    sa.Column("updated_at", UtcDateTime, nullable=False),
+)
+crm_sync = sa.Table(
+    "crm_sync",
+    metadata,
+    sa.Column("crm", sa.String(20), primary_key=True),
+    sa.Column("email", sa.String(320), primary_key=True),
+    # A hash of what was last written, so an unchanged contact is skipped.
+    sa.Column("fingerprint", sa.String(64), nullable=False),
+    sa.Column("external_id", sa.String(100)),
+    sa.Column("synced_at", UtcDateTime, nullable=False),
+)
 secrets_table = sa.Table(
     "project_secrets",
     metadata,
@@ -190,6 +254,18 @@ class StoredEvent:
     type: str
     lead_email: str
     occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class HotCrossing:
+    """A lead that became hot: by its score, or by its assessment."""
+
+    id: int
+    email: str
+    crossing: int
+    reason: str
+    score: int
+    crossed_at: datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +320,8 @@ class Store:
         metadata.create_all(self.engine)
 
     @contextmanager
-    def _write(self) -> Iterator[Connection]:
+    def transaction(self) -> Iterator[Connection]:
+        """A write transaction: on SQLite it holds the write lock from the start."""
         with self.engine.begin() as connection:
             yield connection
 
@@ -279,7 +356,7 @@ class Store:
         Returns:
             The lead and whether it is new.
         """
-        with self._write() as connection:
+        with self.transaction() as connection:
             return _add_lead(
                 connection,
                 email,
@@ -318,9 +395,9 @@ class Store:
         by_email = {lead["email"]: lead for lead in new_leads}
         if not by_email:
             return []
-        with self._write() as connection:
+        with self.transaction() as connection:
             connection.execute(
-                _insert_ignoring_duplicates(connection, leads),
+                insert_ignoring_duplicates(connection, leads),
                 [
                     {
                         "email": email,
@@ -346,7 +423,7 @@ class Store:
                 ],
             )
             enrolled = connection.execute(
-                _insert_ignoring_duplicates(connection, enrollments).returning(
+                insert_ignoring_duplicates(connection, enrollments).returning(
                     enrollments.c.lead_id
                 ),
                 [
@@ -379,9 +456,9 @@ class Store:
 
     def suppress(self, email: str, *, reason: str, source: str, at: datetime) -> bool:
         """Put an address on the suppression list; return whether it is new."""
-        with self._write() as connection:
+        with self.transaction() as connection:
             result = connection.execute(
-                _insert_ignoring_duplicates(connection, suppressions).values(
+                insert_ignoring_duplicates(connection, suppressions).values(
                     email=email, reason=reason, source=source, created_at=at
                 )
             )
@@ -397,7 +474,7 @@ class Store:
 
     def record_purchase(self, email: str, *, at: datetime) -> bool:
         """Mark a lead as a buyer, which ends its nurture; False if unknown."""
-        with self._write() as connection:
+        with self.transaction() as connection:
             connection.execute(
                 sa.update(leads)
                 .where(leads.c.email == email, leads.c.purchased_at.is_(None))
@@ -412,9 +489,9 @@ class Store:
 
     def enroll(self, lead_id: int, flow: str, *, at: datetime) -> bool:
         """Enroll a lead in a flow; return False if it already was."""
-        with self._write() as connection:
+        with self.transaction() as connection:
             result = connection.execute(
-                _insert_ignoring_duplicates(connection, enrollments).values(
+                insert_ignoring_duplicates(connection, enrollments).values(
                     lead_id=lead_id, flow=flow, enrolled_at=at, status="active"
                 )
             )
@@ -458,7 +535,7 @@ class Store:
         self, ended: Iterable[tuple[int, str, str]], *, at: datetime
     ) -> None:
         """End enrollments: each item is (lead id, flow, reason)."""
-        with self._write() as connection:
+        with self.transaction() as connection:
             for lead_id, flow, reason in ended:
                 status = "completed" if reason == "completed" else "exited"
                 connection.execute(
@@ -500,7 +577,7 @@ class Store:
             return ClaimResult([], [])
         lead_ids = sorted({request.lead.id for request in requests})
         skipped: list[Skip] = []
-        with self._write() as connection:
+        with self.transaction() as connection:
             _lock_leads(connection, lead_ids)
             suppressed = set(
                 connection.execute(
@@ -576,7 +653,7 @@ class Store:
         pending_only: bool = False,
     ) -> None:
         """Write new values to rows this run claimed, if it still owns them."""
-        with self._write() as connection:
+        with self.transaction() as connection:
             for claim, values in updates:
                 statement = sa.update(send_ledger).where(
                     send_ledger.c.id == claim.ledger_id, send_ledger.c.owner == owner
@@ -587,7 +664,7 @@ class Store:
 
     def record_skips(self, skipped: Iterable[Skip], *, at: datetime) -> None:
         """Record sends that did not happen, once per reason, with a count."""
-        with self._write() as connection:
+        with self.transaction() as connection:
             _record_skips(connection, list(skipped), at)
 
     # Inbound events ----------------------------------------------------
@@ -614,9 +691,9 @@ class Store:
             applied twice.
         """
         email = data["email"]
-        with self._write() as connection:
+        with self.transaction() as connection:
             stored = connection.execute(
-                _insert_ignoring_duplicates(connection, inbound_events).values(
+                insert_ignoring_duplicates(connection, inbound_events).values(
                     id=event_id,
                     type=event_type,
                     lead_email=email,
@@ -641,7 +718,7 @@ class Store:
                 )
                 for flow in enroll_in:
                     connection.execute(
-                        _insert_ignoring_duplicates(connection, enrollments).values(
+                        insert_ignoring_duplicates(connection, enrollments).values(
                             lead_id=lead.id,
                             flow=flow,
                             enrolled_at=occurred_at,
@@ -650,7 +727,7 @@ class Store:
                     )
             elif event_type == "lead.unsubscribed":
                 connection.execute(
-                    _insert_ignoring_duplicates(connection, suppressions).values(
+                    insert_ignoring_duplicates(connection, suppressions).values(
                         email=email,
                         reason="unsubscribed",
                         source=f"event:{event_id}",
@@ -700,7 +777,7 @@ class Store:
             values["emitted_at"] = at
         else:
             values["emit_error"] = error[:2000]
-        with self._write() as connection:
+        with self.transaction() as connection:
             connection.execute(
                 sa.update(inbound_events)
                 .where(inbound_events.c.id.in_(event_ids))
@@ -768,15 +845,42 @@ class Store:
                 ),
             }
 
+    def unalerted_crossings(self, limit: int = 500) -> list[HotCrossing]:
+        """Hot-lead crossings whose alert has not been posted yet, oldest first."""
+        query = (
+            sa.select(
+                hot_crossings.c.id,
+                hot_crossings.c.email,
+                hot_crossings.c.crossing,
+                hot_crossings.c.reason,
+                hot_crossings.c.score,
+                hot_crossings.c.crossed_at,
+            )
+            .where(hot_crossings.c.alerted_at.is_(None))
+            .order_by(hot_crossings.c.id)
+            .limit(limit)
+        )
+        with self.engine.connect() as connection:
+            return [HotCrossing(*row) for row in connection.execute(query)]
+
+    def mark_alerted(self, crossing_ids: Sequence[int], *, at: datetime) -> None:
+        """Record that the alerts of these crossings were posted."""
+        with self.transaction() as connection:
+            connection.execute(
+                sa.update(hot_crossings)
+                .where(hot_crossings.c.id.in_(crossing_ids))
+                .values(alerted_at=at)
+            )
+
     def project_secret(self, name: str) -> str:
         """Return a random secret kept in the store, made on first use.
 
         Used for values that must stay stable but that nobody has to type, such
         as the key that signs unsubscribe links when none is set.
         """
-        with self._write() as connection:
+        with self.transaction() as connection:
             connection.execute(
-                _insert_ignoring_duplicates(connection, secrets_table).values(
+                insert_ignoring_duplicates(connection, secrets_table).values(
                     name=name, value=secrets.token_urlsafe(32)
                 )
             )
@@ -837,6 +941,28 @@ def _add_lead(
     return lead, created
 
 
+def add_crossing(
+    connection: Connection, email: str, *, reason: str, score: int, at: datetime
+) -> int:
+    """Record a lead becoming hot, inside a transaction; return its number.
+
+    Each crossing gets the next number for its lead, and one alert: the alert
+    is posted later and marked with ``Store.mark_alerted``.
+    """
+    latest = connection.execute(
+        sa.select(sa.func.max(hot_crossings.c.crossing)).where(
+            hot_crossings.c.email == email
+        )
+    ).scalar_one()
+    number = (latest or 0) + 1
+    connection.execute(
+        sa.insert(hot_crossings).values(
+            email=email, crossing=number, reason=reason, score=score, crossed_at=at
+        )
+    )
+    return number
+
+
 def _create_engine(url: str) -> Engine:
     """Create the engine; on SQLite, make every write take the lock up front."""
     parsed = sa.make_url(url)
@@ -865,7 +991,7 @@ def _create_engine(url: str) -> Engine:
     return engine
 
 
-def _insert_ignoring_duplicates(connection: Connection, table: sa.Table) -> Any:
+def insert_ignoring_duplicates(connection: Connection, table: sa.Table) -> Any:
     """An INSERT that does nothing when the row's key already exists."""
     if connection.dialect.name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -930,7 +1056,7 @@ def _claim_rows(
         return []
     lease_until = now + lease
     connection.execute(
-        _insert_ignoring_duplicates(connection, send_ledger),
+        insert_ignoring_duplicates(connection, send_ledger),
         [
             {
                 "lead_id": request.lead.id,
