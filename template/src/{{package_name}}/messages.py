@@ -184,10 +184,7 @@ class Composer:
         is_last = index == len(steps) - 1
         next_step_days = 0 if is_last else steps[index + 1].day - steps[index].day
         return {
-            "first_name": lead.first_name or NO_FIRST_NAME,
-            "brand": self.campaign.brand,
-            "sender": self.campaign.sender.model_dump(),
-            "offer": self.campaign.offer.model_dump(),
+            **self.common_variables(lead),
             "step": {"number": index + 1, "total": len(steps), "is_last": is_last},
             "next_step_days": next_step_days,
         }
@@ -215,6 +212,89 @@ class Composer:
             preheader = rendered.preheader.replace(NAME_SLOT, name)
             body = rendered.body.replace(NAME_SLOT, name)
             body_html = rendered.body_html.replace(NAME_SLOT, escape(name, quote=False))
+        return self._wrap(
+            lead,
+            subject,
+            preheader,
+            body,
+            body_html,
+            idempotency_key=idempotency_key,
+            now=now,
+            variables={
+                "subject": subject,
+                "preheader": preheader,
+                "firstName": name,
+                "step": index + 1,
+            },
+        )
+
+    def compose_message(
+        self,
+        lead: Lead,
+        slug: str,
+        extra: dict[str, Any],
+        *,
+        idempotency_key: str,
+        now: datetime,
+    ) -> OutgoingEmail:
+        """Build the email of content file ``slug`` for ``lead``, rendered for them.
+
+        Args:
+            lead: Who it goes to.
+            slug: The content file's name without ``.md``.
+            extra: Variables on top of the ones every email has, such as a
+                confirmation link.
+            idempotency_key: The send's ledger key.
+            now: The send time.
+        """
+        variables = {**self.common_variables(lead), **extra}
+        subject, preheader, body = self.template(slug).render(variables)
+        return self._wrap(
+            lead,
+            subject,
+            preheader,
+            body,
+            self._markdown.render(body),
+            idempotency_key=idempotency_key,
+            now=now,
+            variables={
+                "subject": subject,
+                "preheader": preheader,
+                "firstName": variables["first_name"],
+            },
+        )
+
+    def check_message(self, slug: str, extra: dict[str, Any]) -> None:
+        """Render a content file for a sample lead, so mistakes show before a send.
+
+        Raises:
+            ConfigurationError: The file is missing or broken.
+        """
+        sample = Lead(0, "lead@example.com", SAMPLE_FIRST_NAME, None)
+        self.template(slug).render({**self.common_variables(sample), **extra})
+
+    def common_variables(self, lead: Lead) -> dict[str, Any]:
+        """The variables every content file can use."""
+        return {
+            "first_name": lead.first_name or NO_FIRST_NAME,
+            "brand": self.campaign.brand,
+            "sender": self.campaign.sender.model_dump(),
+            "offer": self.campaign.offer.model_dump(),
+        }
+
+    def _wrap(
+        self,
+        lead: Lead,
+        subject: str,
+        preheader: str,
+        body: str,
+        body_html: str,
+        *,
+        idempotency_key: str,
+        now: datetime,
+        variables: dict[str, str | int],
+    ) -> OutgoingEmail:
+        """Put a rendered body in the layout, with the footer every email has."""
         unsubscribe_url = self.unsubscribe_url(lead)
         sender = self.campaign.sender
         footer = {
@@ -246,12 +326,7 @@ class Composer:
             message_id=f"<{idempotency_key}@{domain}>",
             unsubscribe_url=unsubscribe_url,
             date=now,
-            variables={
-                "subject": subject,
-                "preheader": preheader,
-                "firstName": name,
-                "step": index + 1,
-            },
+            variables=variables,
         )
 
     def rendered_step(self, sequence: Sequence, index: int) -> RenderedStep | None:
@@ -283,9 +358,23 @@ class Composer:
             )
         return self._rendered[key]
 
+    def confirm_url(self, lead: Lead, attempt: int) -> str:
+        """The link that confirms a lead's sign-up (double opt-in)."""
+        token = sign_confirmation(lead, attempt, self.link_secret)
+        return f"{self.public_url}/confirm/{token}"
+
     def unsubscribe_url(self, lead: Lead) -> str:
         """The lead's one-click unsubscribe link."""
         return f"{self.public_url}/unsubscribe/{sign_lead(lead, self.link_secret)}"
+
+
+def sign_confirmation(lead: Lead, attempt: int, secret: str) -> str:
+    """Return the token of a lead's confirmation link for one sign-up attempt."""
+    digest = hmac.new(
+        secret.encode(), f"confirm:{lead.id}:{attempt}:{lead.email}".encode(), hashlib.sha256
+    ).digest()
+    signature = base64.urlsafe_b64encode(digest).decode()[:SIGNATURE_LENGTH]
+    return f"{lead.id}.{attempt}.{signature}"
 
 
 def sign_lead(lead: Lead, secret: str) -> str:

@@ -162,6 +162,8 @@ signups = sa.Table(
     sa.Column("requested_at", UtcDateTime, nullable=False),
     sa.Column("status", sa.String(20), nullable=False),
     sa.Column("confirmed_at", UtcDateTime),
+    # When the confirmed lead got everything: the magnet, the CRM, the alert.
+    sa.Column("delivered_at", UtcDateTime),
     sa.Column("ended_at", UtcDateTime),
 )
 assessments = sa.Table(
@@ -254,6 +256,20 @@ class StoredEvent:
     type: str
     lead_email: str
     occurred_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Signup:
+    """A funnel sign-up that still needs work: confirming, or delivering."""
+
+    lead: Lead
+    attempt: int
+    status: str
+    requested_at: datetime
+    confirmed_at: datetime | None
+    suppressed: bool
+    done_steps: frozenset[str]
+    answers: dict[str, int] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -678,13 +694,16 @@ class Store:
         occurred_at: datetime,
         received_at: datetime,
         enroll_in: Sequence[str] = (),
+        sign_up: bool = False,
     ) -> bool:
         """Store an inbound event and apply it, in one transaction.
 
-        An opt-in adds the lead with its consent and enrolls it in the flows
-        of ``enroll_in`` (their tick sends what is due); an unsubscribe puts
-        the address on the suppression list; a purchase marks the lead a
-        buyer; an activity is recorded for scoring.
+        An opt-in (or a completed assessment, which carries one) adds the lead
+        with its consent, enrolls it in the flows of ``enroll_in`` (their tick
+        sends what is due) and, with ``sign_up``, starts a funnel sign-up. An
+        unsubscribe puts the address on the suppression list; a purchase
+        marks the lead a buyer; purchases and activities are recorded for
+        scoring.
 
         Returns:
             False when an event with this id was already stored: nothing is
@@ -705,7 +724,7 @@ class Store:
             )
             if stored.rowcount != 1:
                 return False
-            if event_type == "lead.opted_in":
+            if event_type in ("lead.opted_in", "assessment.completed"):
                 lead, _ = _add_lead(
                     connection,
                     email,
@@ -725,6 +744,17 @@ class Store:
                             status="active",
                         )
                     )
+                if sign_up:
+                    _start_signup(connection, lead.id, data["source"], occurred_at)
+                if event_type == "assessment.completed":
+                    connection.execute(
+                        sa.insert(assessments).values(
+                            event_id=event_id,
+                            email=email,
+                            answers=data["answers"],
+                            completed_at=occurred_at,
+                        )
+                    )
             elif event_type == "lead.unsubscribed":
                 connection.execute(
                     insert_ignoring_duplicates(connection, suppressions).values(
@@ -734,17 +764,17 @@ class Store:
                         created_at=occurred_at,
                     )
                 )
-            elif event_type == "lead.purchased":
-                connection.execute(
-                    sa.update(leads)
-                    .where(leads.c.email == email, leads.c.purchased_at.is_(None))
-                    .values(purchased_at=occurred_at)
-                )
-            elif event_type == "lead.activity":
+            elif event_type in ("lead.purchased", "lead.activity"):
+                if event_type == "lead.purchased":
+                    connection.execute(
+                        sa.update(leads)
+                        .where(leads.c.email == email, leads.c.purchased_at.is_(None))
+                        .values(purchased_at=occurred_at)
+                    )
                 connection.execute(
                     sa.insert(activities).values(
                         email=email,
-                        kind=data["kind"],
+                        kind=data.get("kind", "purchase"),
                         url=data.get("url"),
                         occurred_at=occurred_at,
                         event_id=event_id,
@@ -783,6 +813,179 @@ class Store:
                 .where(inbound_events.c.id.in_(event_ids))
                 .values(**values)
             )
+
+    # The funnel --------------------------------------------------------
+
+    def open_signups(self, flow: str) -> list[Signup]:
+        """Sign-ups waiting for confirmation, and confirmed ones not delivered.
+
+        Args:
+            flow: The funnel's flow name, whose ledger rows are the done steps.
+        """
+        done_query = (
+            sa.select(send_ledger.c.lead_id, send_ledger.c.step)
+            .join(signups, signups.c.lead_id == send_ledger.c.lead_id)
+            .where(
+                send_ledger.c.flow == flow,
+                send_ledger.c.status.in_(("sent", "failed")),
+                signups.c.delivered_at.is_(None),
+                signups.c.status.in_(("pending", "confirmed")),
+            )
+        )
+        query = (
+            sa.select(
+                leads,
+                signups.c.attempt,
+                signups.c.status,
+                signups.c.requested_at,
+                signups.c.confirmed_at,
+                suppressions.c.email.label("suppressed_email"),
+            )
+            .join(signups, signups.c.lead_id == leads.c.id)
+            .outerjoin(suppressions, suppressions.c.email == leads.c.email)
+            .where(
+                signups.c.delivered_at.is_(None),
+                signups.c.status.in_(("pending", "confirmed")),
+            )
+            .order_by(signups.c.requested_at, leads.c.id)
+        )
+        with self.engine.connect() as connection:
+            done: dict[int, set[str]] = {}
+            for lead_id, step in connection.execute(done_query):
+                done.setdefault(lead_id, set()).add(step)
+            rows = connection.execute(query).all()
+            answers = _latest_answers(connection, [row.email for row in rows])
+        return [
+            Signup(
+                lead=Lead(row.id, row.email, row.first_name, row.time_zone),
+                attempt=row.attempt,
+                status=row.status,
+                requested_at=row.requested_at,
+                confirmed_at=row.confirmed_at,
+                suppressed=row.suppressed_email is not None,
+                done_steps=frozenset(done.get(row.id, ())),
+                answers=answers.get(row.email),
+            )
+            for row in rows
+        ]
+
+    def confirm_signup(
+        self, lead: Lead, attempt: int, *, at: datetime, ip_address: str | None
+    ) -> Literal["confirmed", "already", "dropped"]:
+        """Confirm a sign-up from its link, record the consent, and say so.
+
+        The confirmation is also stored as a ``lead.confirmed`` inbound event,
+        so the emitter tells Prefect and the funnel delivers at once.
+        """
+        with self.transaction() as connection:
+            row = connection.execute(
+                sa.select(signups.c.status).where(
+                    signups.c.lead_id == lead.id, signups.c.attempt == attempt
+                )
+            ).one_or_none()
+            if row is None or row.status == "dropped":
+                return "dropped"
+            if row.status != "pending":
+                return "already"
+            connection.execute(
+                sa.update(signups)
+                .where(signups.c.lead_id == lead.id, signups.c.attempt == attempt)
+                .values(status="confirmed", confirmed_at=at)
+            )
+            connection.execute(
+                sa.insert(consents).values(
+                    lead_id=lead.id,
+                    granted_at=at,
+                    source="double-opt-in",
+                    ip_address=ip_address,
+                )
+            )
+            connection.execute(
+                sa.insert(inbound_events).values(
+                    id=f"confirm-{lead.id}-{attempt}",
+                    type="lead.confirmed",
+                    lead_email=lead.email,
+                    payload={"email": lead.email, "attempt": attempt},
+                    occurred_at=at,
+                    received_at=at,
+                    emit_attempts=0,
+                )
+            )
+        return "confirmed"
+
+    def drop_signups(self, dropped: Iterable[tuple[int, int]], *, at: datetime) -> None:
+        """End sign-ups that were never confirmed: each item is (lead id, attempt)."""
+        with self.transaction() as connection:
+            for lead_id, attempt in dropped:
+                connection.execute(
+                    sa.update(signups)
+                    .where(
+                        signups.c.lead_id == lead_id,
+                        signups.c.attempt == attempt,
+                        signups.c.status == "pending",
+                    )
+                    .values(status="dropped", ended_at=at)
+                )
+
+    def complete_signup(
+        self,
+        signup: Signup,
+        *,
+        at: datetime,
+        enroll_in: Sequence[str] = (),
+        hot_score: int | None = None,
+    ) -> bool:
+        """Finish a delivered sign-up in one transaction; False if already done.
+
+        Enrolls the lead in ``enroll_in`` from now, and with ``hot_score``
+        records that its assessment made it hot. Without double opt-in, a
+        sign-up is confirmed here, by its delivery.
+        """
+        with self.transaction() as connection:
+            finished = connection.execute(
+                sa.update(signups)
+                .where(
+                    signups.c.lead_id == signup.lead.id,
+                    signups.c.attempt == signup.attempt,
+                    signups.c.delivered_at.is_(None),
+                )
+                .values(
+                    delivered_at=at,
+                    status="confirmed",
+                    confirmed_at=sa.func.coalesce(signups.c.confirmed_at, at),
+                )
+            )
+            if finished.rowcount != 1:
+                return False
+            for flow in enroll_in:
+                connection.execute(
+                    insert_ignoring_duplicates(connection, enrollments).values(
+                        lead_id=signup.lead.id,
+                        flow=flow,
+                        enrolled_at=at,
+                        status="active",
+                    )
+                )
+            if hot_score is not None:
+                add_crossing(
+                    connection,
+                    signup.lead.email,
+                    reason="assessment",
+                    score=hot_score,
+                    at=at,
+                )
+        return True
+
+    def signups_by_status(self) -> Counter[str]:
+        """Count sign-ups per status, with ``delivered`` for confirmed and done."""
+        query = sa.select(
+            signups.c.status, signups.c.delivered_at.is_not(None), sa.func.count()
+        ).group_by(signups.c.status, signups.c.delivered_at.is_not(None))
+        counts: Counter[str] = Counter()
+        with self.engine.connect() as connection:
+            for status, delivered, count in connection.execute(query):
+                counts["delivered" if delivered else status] += count
+        return counts
 
     # Reports and secrets -----------------------------------------------
 
@@ -939,6 +1142,48 @@ def _add_lead(
         )
     )
     return lead, created
+
+
+def _start_signup(
+    connection: Connection,
+    lead_id: int,
+    source: str,
+    at: datetime,
+) -> None:
+    """Start a sign-up, unless one is open or done; a dropped one starts anew."""
+    latest = connection.execute(
+        sa.select(signups.c.attempt, signups.c.status)
+        .where(signups.c.lead_id == lead_id)
+        .order_by(signups.c.attempt.desc())
+        .limit(1)
+    ).one_or_none()
+    if latest is not None and latest.status != "dropped":
+        return
+    connection.execute(
+        sa.insert(signups).values(
+            lead_id=lead_id,
+            attempt=1 if latest is None else latest.attempt + 1,
+            source=source,
+            requested_at=at,
+            status="pending",
+        )
+    )
+
+
+def _latest_answers(
+    connection: Connection, emails: Sequence[str]
+) -> dict[str, dict[str, int]]:
+    """Each lead's latest assessment answers, by email."""
+    latest: dict[str, dict[str, int]] = {}
+    for start in range(0, len(emails), 500):
+        query = (
+            sa.select(assessments.c.email, assessments.c.answers)
+            .where(assessments.c.email.in_(emails[start : start + 500]))
+            .order_by(assessments.c.completed_at)
+        )
+        for email, answers in connection.execute(query):
+            latest[email] = answers
+    return latest
 
 
 def add_crossing(
