@@ -218,6 +218,13 @@ crm_sync = sa.Table(
     sa.Column("external_id", sa.String(100)),
     sa.Column("synced_at", UtcDateTime, nullable=False),
 )
+watermarks = sa.Table(
+    "watermarks",
+    metadata,
+    # How far a flow has read a growing table, such as the scored activities.
+    sa.Column("name", sa.String(50), primary_key=True),
+    sa.Column("position", sa.Integer, nullable=False),
+)
 secrets_table = sa.Table(
     "project_secrets",
     metadata,
@@ -987,6 +994,51 @@ class Store:
                 counts["delivered" if delivered else status] += count
         return counts
 
+    # Activities --------------------------------------------------------
+
+    def activity_emails_after(self, position: int) -> tuple[list[str], int]:
+        """The leads with activities stored after ``position``, and the newest one.
+
+        Returns:
+            The leads' emails, and the id of the newest activity (``position``
+            itself when there is none), to pass next time.
+        """
+        with self.engine.connect() as connection:
+            newest = connection.execute(
+                sa.select(sa.func.max(activities.c.id)).where(
+                    activities.c.id > position
+                )
+            ).scalar_one()
+            if newest is None:
+                return [], position
+            emails = connection.execute(
+                sa.select(activities.c.email)
+                .where(activities.c.id > position, activities.c.id <= newest)
+                .distinct()
+            ).scalars()
+            return sorted(emails), int(newest)
+
+    def watermark(self, name: str) -> int:
+        """How far the reader ``name`` got; 0 before its first run."""
+        with self.engine.connect() as connection:
+            position = connection.execute(
+                sa.select(watermarks.c.position).where(watermarks.c.name == name)
+            ).scalar_one_or_none()
+        return position or 0
+
+    def set_watermark(self, name: str, position: int) -> None:
+        """Record how far the reader ``name`` got."""
+        with self.transaction() as connection:
+            updated = connection.execute(
+                sa.update(watermarks)
+                .where(watermarks.c.name == name)
+                .values(position=position)
+            )
+            if updated.rowcount == 0:
+                connection.execute(
+                    sa.insert(watermarks).values(name=name, position=position)
+                )
+
     # Reports and secrets -----------------------------------------------
 
     def sends_by_step(self, flow: str) -> dict[str, Counter[str]]:
@@ -1074,6 +1126,18 @@ class Store:
                 .where(hot_crossings.c.id.in_(crossing_ids))
                 .values(alerted_at=at)
             )
+
+    def top_scores(self, limit: int) -> list[tuple[str, int, bool]]:
+        """The highest scores: each lead's email, score and whether it is hot."""
+        query = (
+            sa.select(lead_scores.c.email, lead_scores.c.score, lead_scores.c.hot)
+            .order_by(lead_scores.c.score.desc(), lead_scores.c.email)
+            .limit(limit)
+        )
+        with self.engine.connect() as connection:
+            return [
+                (email, score, hot) for email, score, hot in connection.execute(query)
+            ]
 
     def project_secret(self, name: str) -> str:
         """Return a random secret kept in the store, made on first use.
