@@ -370,9 +370,8 @@ class Composer:
 
 def sign_confirmation(lead: Lead, attempt: int, secret: str) -> str:
     """Return the token of a lead's confirmation link for one sign-up attempt."""
-    digest = hmac.new(
-        secret.encode(), f"confirm:{lead.id}:{attempt}:{lead.email}".encode(), hashlib.sha256
-    ).digest()
+    message = f"confirm:{lead.id}:{attempt}:{lead.email}"
+    digest = hmac.new(secret.encode(), message.encode(), hashlib.sha256).digest()
     signature = base64.urlsafe_b64encode(digest).decode()[:SIGNATURE_LENGTH]
     return f"{lead.id}.{attempt}.{signature}"
 
