@@ -49,11 +49,45 @@ RENDERS: dict[str, dict[str, Any]] = {
         "email_count": 1,
         "schedule_cron": "*/15 * * * *",
     },
+    "every-flow-assessment-notion": {
+        "project_name": "Health Check",
+        "campaign_flows": ["nurture", "funnel", "scoring"],
+        "lead_magnet_kind": "assessment",
+        "crm": "notion",
+        "hot_lead_threshold": 75,
+        "score_weekly_decay": 20,
+    },
+    "funnel-single-opt-in": {
+        "project_name": "Checklist",
+        "campaign_flows": ["funnel"],
+        "double_opt_in": False,
+        "email_provider": "smtp",
+        "discord_alerts": False,
+    },
+    "scoring-alone": {
+        "project_name": "Scores",
+        "campaign_flows": ["scoring"],
+        "discord_alerts": False,
+    },
 }
 # Renders whose code paths differ run their full test suite; the others run
 # the suites that read their own campaign.yaml and content.
-FULL_SUITES = ("defaults", "smtp-few-emails")
-QUICK_SUITES = ("tests/test_campaign.py", "tests/test_sequence.py")
+FULL_SUITES = (
+    "defaults",
+    "smtp-few-emails",
+    "every-flow-assessment-notion",
+    "funnel-single-opt-in",
+)
+QUICK_SUITES: dict[str, tuple[str, ...]] = {
+    "scoring-alone": ("tests/test_campaign.py", "tests/test_scoring.py"),
+}
+NURTURE_QUICK_SUITES = ("tests/test_campaign.py", "tests/test_sequence.py")
+NURTURE_RENDERS = [
+    name
+    for name, data in RENDERS.items()
+    if "nurture" in data.get("campaign_flows", ["nurture"])
+]
+FUNNEL_CONTENT = {"confirm", "confirm-reminder", "magnet", "assessment-results"}
 LEFTOVER_TEMPLATE_SYNTAX = re.compile(r"\{\{-? |\{%-? | -?%\}")
 TEXT_SUFFIXES = {".py", ".md", ".toml", ".yaml", ".yml", ".example", ".csv", ""}
 
@@ -139,7 +173,87 @@ def test_only_chosen_channels_are_rendered(
         assert f"{stem.upper()}_" not in (project / ".env.example").read_text()
 
 
-@pytest.mark.parametrize("name", list(RENDERS))
+@pytest.mark.parametrize(
+    ("name", "present", "absent"),
+    [
+        pytest.param(
+            "defaults",
+            ["flows/nurture.py"],
+            [
+                "flows/funnel.py",
+                "flows/scoring.py",
+                "flows/crm.py",
+                "crm.py",
+                "scoring.py",
+                "assessment.py",
+                "content/magnet.md",
+                "content/insights",
+            ],
+            id="nurture-alone",
+        ),
+        pytest.param(
+            "every-flow-assessment-notion",
+            [
+                "flows/nurture.py",
+                "flows/funnel.py",
+                "flows/scoring.py",
+                "flows/crm.py",
+                "crm.py",
+                "scoring.py",
+                "assessment.py",
+                "channels/notion.py",
+                "content/confirm.md",
+                "content/assessment-results.md",
+                "content/insights/strategy.md",
+            ],
+            [],
+            id="every-flow",
+        ),
+        pytest.param(
+            "funnel-single-opt-in",
+            ["flows/funnel.py", "crm.py", "content/magnet.md"],
+            [
+                "flows/nurture.py",
+                "flows/scoring.py",
+                "scoring.py",
+                "assessment.py",
+                "channels/notion.py",
+                "content/confirm.md",
+                "content/confirm-reminder.md",
+                "content/insights",
+            ],
+            id="funnel-single-opt-in",
+        ),
+        pytest.param(
+            "scoring-alone",
+            ["flows/scoring.py", "scoring.py", "crm.py"],
+            ["flows/nurture.py", "flows/funnel.py", "content", "channels/notion.py"],
+            id="scoring-alone",
+        ),
+    ],
+)
+def test_only_chosen_flows_are_rendered(
+    renders: dict[str, Path], name: str, present: list[str], absent: list[str]
+) -> None:
+    """A flow the answers did not choose leaves no module, content or deployment."""
+    project = renders[name]
+    package = package_dir(project)
+
+    def place(item: str) -> Path:
+        return project / item if item.startswith("content") else package / item
+
+    for item in present:
+        assert place(item).exists(), item
+    for item in absent:
+        assert not place(item).exists(), item
+    flows = RENDERS[name].get("campaign_flows", ["nurture"])
+    campaign = yaml.safe_load((project / "campaign.yaml").read_text())
+    sections = {"nurture": "nurture", "funnel": "funnel", "scoring": "scoring"}
+    for flow, section in sections.items():
+        assert (section in campaign) == (flow in flows), section
+
+
+@pytest.mark.parametrize("name", NURTURE_RENDERS)
 def test_sequence_has_one_content_file_per_email(
     renders: dict[str, Path], name: str
 ) -> None:
@@ -149,9 +263,8 @@ def test_sequence_has_one_content_file_per_email(
     cadence = RENDERS[name].get("cadence_days", 1)
     steps = yaml.safe_load((project / "campaign.yaml").read_text())["nurture"]["steps"]
     assert [step["day"] for step in steps] == [n * cadence for n in range(count)]
-    assert sorted(path.stem for path in (project / "content").glob("*.md")) == sorted(
-        step["slug"] for step in steps
-    )
+    stems = {path.stem for path in (project / "content").glob("*.md")}
+    assert stems - FUNNEL_CONTENT == {step["slug"] for step in steps}
     assert steps[0]["slug"] == "call-to-action"
     if count > 1:
         assert steps[-1]["slug"] == "last-chance"
@@ -291,7 +404,10 @@ def test_rendered_dependencies_are_installed_here(renders: dict[str, Path]) -> N
 def test_rendered_project_tests_pass(renders: dict[str, Path], name: str) -> None:
     """The render's own tests pass: all of them where its code differs."""
     project = renders[name]
-    suites = [] if name in FULL_SUITES else list(QUICK_SUITES)
+    if name in FULL_SUITES:
+        suites: list[str] = []
+    else:
+        suites = list(QUICK_SUITES.get(name, NURTURE_QUICK_SUITES))
     result = run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *suites],
         project,
