@@ -210,6 +210,37 @@ def points_error(value: int, what: str) -> str:
     return f"Enter {what} as a whole number from 0 to 100, got {value}."
 
 
+# How many times each repeatable rule counts before its cap, in the order of
+# the questions: email open, link click, page visit, form submission. A
+# purchase counts once. campaign.yaml.jinja renders the same caps.
+RULE_REPEATS = (4, 3, 3, 2, 1)
+
+
+def score_cap_error(cap: int, threshold: int, points: list[int]) -> str:
+    """Refuse a cap outside 1-100, or rules under which no lead could be hot."""
+    if not 1 <= cap <= 100:
+        return f"Enter a cap from 1 to 100, got {cap}."
+    if cap < threshold:
+        return (
+            f"The cap {cap} is below the hot-lead threshold {threshold}: no "
+            "lead could ever be hot. Raise the cap or lower the threshold."
+        )
+    reachable = min(
+        cap,
+        sum(
+            min(value * times, 100)
+            for value, times in zip(points, RULE_REPEATS, strict=True)
+        ),
+    )
+    if reachable < threshold:
+        return (
+            f"With these points a lead can reach at most {reachable}, below the "
+            f"hot-lead threshold {threshold}: give activities more points, or "
+            "lower the threshold."
+        )
+    return ""
+
+
 def lead_magnet_name_error(value: str) -> str:
     """Refuse an empty or overlong lead magnet name."""
     name = value.strip()
@@ -277,6 +308,7 @@ class CampaignFilters(Extension):
             "time_zone_error": time_zone_error,
             "send_window_error": send_window_error,
             "points_error": points_error,
+            "score_cap_error": score_cap_error,
             "lead_magnet_name_error": lead_magnet_name_error,
             "describe_cron": describe_cron,
             "describe_rrule": describe_rrule,

@@ -84,7 +84,8 @@ class EmailTemplate:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             msg = (
-                f"{path} is missing: create it, or remove its step from campaign.yaml."
+                f"{path} is missing: create it, or remove what sends it "
+                "from campaign.yaml."
             )
             raise ConfigurationError(msg) from None
         check_no_conflict_markers(path, text)

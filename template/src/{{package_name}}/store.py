@@ -276,6 +276,7 @@ class Signup:
     confirmed_at: datetime | None
     suppressed: bool
     done_steps: frozenset[str]
+    failed_steps: frozenset[str]
     answers: dict[str, int] | None
 
 
@@ -752,7 +753,13 @@ class Store:
                         )
                     )
                 if sign_up:
-                    _start_signup(connection, lead.id, data["source"], occurred_at)
+                    _start_signup(
+                        connection,
+                        lead.id,
+                        data["source"],
+                        occurred_at,
+                        reopen=event_type == "assessment.completed",
+                    )
                 if event_type == "assessment.completed":
                     connection.execute(
                         sa.insert(assessments).values(
@@ -830,7 +837,7 @@ class Store:
             flow: The funnel's flow name, whose ledger rows are the done steps.
         """
         done_query = (
-            sa.select(send_ledger.c.lead_id, send_ledger.c.step)
+            sa.select(send_ledger.c.lead_id, send_ledger.c.step, send_ledger.c.status)
             .join(signups, signups.c.lead_id == send_ledger.c.lead_id)
             .where(
                 send_ledger.c.flow == flow,
@@ -858,8 +865,11 @@ class Store:
         )
         with self.engine.connect() as connection:
             done: dict[int, set[str]] = {}
-            for lead_id, step in connection.execute(done_query):
+            failed: dict[int, set[str]] = {}
+            for lead_id, step, status in connection.execute(done_query):
                 done.setdefault(lead_id, set()).add(step)
+                if status == "failed":
+                    failed.setdefault(lead_id, set()).add(step)
             rows = connection.execute(query).all()
             answers = _latest_answers(connection, [row.email for row in rows])
         return [
@@ -871,6 +881,7 @@ class Store:
                 confirmed_at=row.confirmed_at,
                 suppressed=row.suppressed_email is not None,
                 done_steps=frozenset(done.get(row.id, ())),
+                failed_steps=frozenset(failed.get(row.id, ())),
                 answers=answers.get(row.email),
             )
             for row in rows
@@ -921,7 +932,11 @@ class Store:
         return "confirmed"
 
     def drop_signups(self, dropped: Iterable[tuple[int, int]], *, at: datetime) -> None:
-        """End sign-ups that were never confirmed: each item is (lead id, attempt)."""
+        """End open sign-ups: never confirmed, unsubscribed, or undeliverable.
+
+        Each item is (lead id, attempt). A lead who signs up again later
+        starts a new attempt.
+        """
         with self.transaction() as connection:
             for lead_id, attempt in dropped:
                 connection.execute(
@@ -929,7 +944,8 @@ class Store:
                     .where(
                         signups.c.lead_id == lead_id,
                         signups.c.attempt == attempt,
-                        signups.c.status == "pending",
+                        signups.c.status.in_(("pending", "confirmed")),
+                        signups.c.delivered_at.is_(None),
                     )
                     .values(status="dropped", ended_at=at)
                 )
@@ -1213,8 +1229,14 @@ def _start_signup(
     lead_id: int,
     source: str,
     at: datetime,
+    *,
+    reopen: bool,
 ) -> None:
-    """Start a sign-up, unless one is open or done; a dropped one starts anew."""
+    """Start a sign-up, unless one is open or done; a dropped one starts anew.
+
+    With ``reopen``, a delivered sign-up is opened again, so that a lead who
+    took the assessment after getting the magnet gets their results.
+    """
     latest = connection.execute(
         sa.select(signups.c.attempt, signups.c.status)
         .where(signups.c.lead_id == lead_id)
@@ -1222,6 +1244,14 @@ def _start_signup(
         .limit(1)
     ).one_or_none()
     if latest is not None and latest.status != "dropped":
+        if reopen and latest.status == "confirmed":
+            connection.execute(
+                sa.update(signups)
+                .where(
+                    signups.c.lead_id == lead_id, signups.c.attempt == latest.attempt
+                )
+                .values(delivered_at=None)
+            )
         return
     connection.execute(
         sa.insert(signups).values(
