@@ -227,7 +227,12 @@ def test_only_chosen_channels_are_rendered(
         pytest.param(
             "scoring-alone",
             ["flows/scoring.py", "scoring.py", "crm.py"],
-            ["flows/nurture.py", "flows/funnel.py", "content", "channels/notion.py"],
+            [
+                "flows/nurture.py",
+                "flows/funnel.py",
+                "content/magnet.md",
+                "channels/notion.py",
+            ],
             id="scoring-alone",
         ),
     ],
