@@ -85,6 +85,9 @@ FILTER_REFUSALS = [
     ),
 ]
 
+FUNNEL = {"campaign_flows": ["funnel"]}
+SCORING = {"campaign_flows": ["scoring"]}
+
 # Answers refused by a validator written inline in copier.yml.
 INLINE_REFUSALS = [
     pytest.param(
@@ -104,6 +107,63 @@ INLINE_REFUSALS = [
         0,
         "above zero, got 0.",
         id="interval-0",
+    ),
+    pytest.param(
+        FUNNEL,
+        "lead_magnet_name",
+        "  ",
+        "Enter the lead magnet's name",
+        id="magnet-name-blank",
+    ),
+    pytest.param(
+        SCORING,
+        "hot_lead_threshold",
+        101,
+        "Enter threshold as a whole number from 0 to 100, got 101.",
+        id="threshold-101",
+    ),
+    pytest.param(
+        SCORING,
+        "score_link_click",
+        -5,
+        "Enter points for a link click as a whole number from 0 to 100, got -5.",
+        id="points-negative",
+    ),
+    pytest.param(
+        SCORING,
+        "score_weekly_decay",
+        150,
+        "Enter weekly decay percent as a whole number from 0 to 100, got 150.",
+        id="decay-150",
+    ),
+    pytest.param(
+        SCORING,
+        "score_cap",
+        0,
+        "Enter a cap from 1 to 100, got 0.",
+        id="cap-0",
+    ),
+    pytest.param(
+        {**SCORING, "hot_lead_threshold": 90},
+        "score_cap",
+        60,
+        "The cap 60 is below the hot-lead threshold 90: no lead could ever be hot.",
+        id="cap-below-threshold",
+    ),
+    pytest.param(
+        {
+            **SCORING,
+            "score_email_open": 1,
+            "score_link_click": 1,
+            "score_page_visit": 1,
+            "score_form_submission": 1,
+            "score_purchase": 1,
+        },
+        "score_cap",
+        100,
+        "With these points a lead can reach at most 13, below the hot-lead "
+        "threshold 80",
+        id="threshold-out-of-reach",
     ),
 ]
 
@@ -206,6 +266,20 @@ VALID_ANSWERS = [
     pytest.param(
         {"email_count": 1, "cadence_days": 1, "daily_cap": 1},
         id="lower-bounds",
+    ),
+    pytest.param(
+        {
+            "campaign_flows": ["funnel", "scoring"],
+            "lead_magnet_kind": "assessment",
+            "lead_magnet_name": "The Five-Minute Audit",
+            "double_opt_in": False,
+            "crm": "notion",
+            "hot_lead_threshold": 0,
+            "score_email_open": 0,
+            "score_purchase": 100,
+            "score_weekly_decay": 0,
+        },
+        id="funnel-scoring-edges",
     ),
 ]
 
