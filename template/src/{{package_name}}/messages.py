@@ -18,17 +18,16 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-import yaml
 from jinja2 import StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 from markdown_it import MarkdownIt
 
-from .campaign import Campaign, Sequence, check_no_conflict_markers
+from .campaign import Campaign, Sequence
 from .channels.base import OutgoingEmail
 from .errors import ConfigurationError
+from .files import check_no_conflict_markers, split_front_matter
 from .store import Lead
 
-FRONT_MATTER_FENCE = "---"
 SIGNATURE_LENGTH = 22
 SAMPLE_FIRST_NAME = "Sam"
 NO_FIRST_NAME = "there"
@@ -89,7 +88,9 @@ class EmailTemplate:
             )
             raise ConfigurationError(msg) from None
         check_no_conflict_markers(path, text)
-        front, body = _split_front_matter(path, text)
+        front, body = split_front_matter(
+            path, text, required="subject", example="subject: Welcome aboard"
+        )
         try:
             return cls(
                 path,
@@ -389,23 +390,3 @@ def sign_lead(lead: Lead, secret: str) -> str:
 def token_matches(token: str, lead: Lead, secret: str) -> bool:
     """Tell, in constant time, whether ``token`` was signed for ``lead``."""
     return hmac.compare_digest(token, sign_lead(lead, secret))
-
-
-def _split_front_matter(path: Path, text: str) -> tuple[dict[str, Any], str]:
-    """Split a content file into its YAML front matter and its body."""
-    head, fence, rest = text.partition(f"\n{FRONT_MATTER_FENCE}\n")
-    if not text.startswith(FRONT_MATTER_FENCE) or not fence:
-        msg = (
-            f"{path} must start with a front matter between '---' lines, "
-            "holding at least a subject: line."
-        )
-        raise ConfigurationError(msg)
-    try:
-        front = yaml.safe_load(head.removeprefix(FRONT_MATTER_FENCE))
-    except yaml.YAMLError as exc:
-        msg = f"{path}: the front matter is not valid YAML: {exc}"
-        raise ConfigurationError(msg) from None
-    if not isinstance(front, dict) or not front.get("subject"):
-        msg = f"{path}: the front matter needs a subject: line."
-        raise ConfigurationError(msg)
-    return front, rest
