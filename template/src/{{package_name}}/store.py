@@ -830,11 +830,12 @@ class Store:
 
     # The funnel --------------------------------------------------------
 
-    def open_signups(self, flow: str) -> list[Signup]:
+    def open_signups(self, flow: str, email: str | None = None) -> list[Signup]:
         """Sign-ups waiting for confirmation, and confirmed ones not delivered.
 
         Args:
             flow: The funnel's flow name, whose ledger rows are the done steps.
+            email: Only this lead's sign-up, when given.
         """
         done_query = (
             sa.select(send_ledger.c.lead_id, send_ledger.c.step, send_ledger.c.status)
@@ -863,6 +864,13 @@ class Store:
             )
             .order_by(signups.c.requested_at, leads.c.id)
         )
+        if email is not None:
+            query = query.where(leads.c.email == email)
+            done_query = done_query.where(
+                send_ledger.c.lead_id.in_(
+                    sa.select(leads.c.id).where(leads.c.email == email)
+                )
+            )
         with self.engine.connect() as connection:
             done: dict[int, set[str]] = {}
             failed: dict[int, set[str]] = {}
