@@ -67,7 +67,6 @@ RENDERS: dict[str, dict[str, Any]] = {
     "scoring-alone": {
         "project_name": "Scores",
         "campaign_flows": ["scoring"],
-        "discord_alerts": False,
     },
 }
 # Renders whose code paths differ run their full test suite; the others run
@@ -79,7 +78,11 @@ FULL_SUITES = (
     "funnel-single-opt-in",
 )
 QUICK_SUITES: dict[str, tuple[str, ...]] = {
-    "scoring-alone": ("tests/test_campaign.py", "tests/test_scoring.py"),
+    "scoring-alone": (
+        "tests/test_campaign.py",
+        "tests/test_scoring.py",
+        "tests/test_scoring_runs.py",
+    ),
 }
 NURTURE_QUICK_SUITES = ("tests/test_campaign.py", "tests/test_sequence.py")
 NURTURE_RENDERS = [
