@@ -241,6 +241,31 @@ def score_cap_error(cap: int, threshold: int, points: list[int]) -> str:
     return ""
 
 
+AD_ACCOUNT_PATTERN = re.compile(r"(act_)?\d{5,20}")
+
+
+def ad_account_error(value: str) -> str:
+    """Refuse an ad account id that is not a number, with or without ``act_``."""
+    if not value.strip() or AD_ACCOUNT_PATTERN.fullmatch(value.strip()):
+        return ""
+    return (
+        f"The ad account {value!r} is not an id: enter the number Ads Manager "
+        "shows (such as 1234567890, with or without 'act_'), or leave it empty."
+    )
+
+
+def split_error(shares: list[int]) -> str:
+    """Refuse budget shares that do not add up to 100, naming the sum."""
+    total = sum(shares)
+    if total == 100:
+        return ""
+    if total > 100:
+        fix = f"take {total - 100} from"
+    else:
+        fix = f"add {100 - total} to"
+    return f"The four shares add up to {total}, not 100: {fix} one of them."
+
+
 def lead_magnet_name_error(value: str) -> str:
     """Refuse an empty or overlong lead magnet name."""
     name = value.strip()
@@ -309,6 +334,8 @@ class CampaignFilters(Extension):
             "send_window_error": send_window_error,
             "points_error": points_error,
             "score_cap_error": score_cap_error,
+            "ad_account_error": ad_account_error,
+            "split_error": split_error,
             "lead_magnet_name_error": lead_magnet_name_error,
             "describe_cron": describe_cron,
             "describe_rrule": describe_rrule,
