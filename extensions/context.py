@@ -134,3 +134,31 @@ class DerivedValues(ContextHook):
         context["schedule_words"] = schedule_words(context, self.environment)
         context["window_start"] = window_start
         context["window_end"] = window_end
+
+        # Copier renders a skipped question with its default, so the launch
+        # (default yes) is kept only where its question could be asked.
+        social = "social" in flows
+        emails = "nurture" in flows or funnel
+        context["launch"] = bool(context.get("launch")) and social and emails
+        # The flow that `run` shows in examples: the project's first one.
+        context["example_run"] = next(
+            name
+            for flow, name in (
+                ("nurture", "advance"),
+                ("funnel", "funnel-tick"),
+                ("scoring", "score-activities"),
+                ("retargeting", "retarget"),
+                ("social", "social"),
+            )
+            if flow in flows
+        )
+        context["dry_run_flows"] = [
+            name
+            for flow, name in (("retargeting", "retarget"), ("social", "social"))
+            if flow in flows
+        ]
+        context["social_posting_times"] = (
+            sorted(time.strip() for time in context["social_times"].split(","))
+            if social
+            else []
+        )

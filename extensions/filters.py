@@ -48,6 +48,7 @@ PACKAGE_NAME_MAX_LENGTH = 40
 SLUG_PATTERN = re.compile(r"^[a-z0-9]+(?:-[a-z0-9]+)*$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 WINDOW_PATTERN = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+TIME_PATTERN = re.compile(r"^(\d{2}):(\d{2})$")
 PATH_BREAKING = frozenset('/\\:*?"<>|')
 WEEKDAYS = {
     "MO": "Monday",
@@ -203,6 +204,25 @@ def send_window_error(value: str) -> str:
     return ""
 
 
+def posting_times_error(value: str) -> str:
+    """Refuse posting times that are not a comma-separated list of HH:MM."""
+    times = [part.strip() for part in value.split(",")]
+    example = "such as '09:00,13:00' (24-hour times, separated by commas)"
+    if not value.strip() or not all(times):
+        return f"Enter one or more posting times, {example}; got {value!r}."
+    for time in times:
+        match = TIME_PATTERN.fullmatch(time)
+        if match is None:
+            return f"The posting time {time!r} must look like '09:00', {example}."
+        hour, minute = map(int, match.groups())
+        if hour > 23 or minute > 59:
+            return f"The posting time {time!r} does not exist: use 00:00 to 23:59."
+    repeated = sorted({time for time in times if times.count(time) > 1})
+    if repeated:
+        return f"The posting time {repeated[0]} is listed twice: list each once."
+    return ""
+
+
 def points_error(value: int, what: str) -> str:
     """Refuse a number of points, a percent or a threshold outside 0-100."""
     if 0 <= value <= 100:
@@ -259,10 +279,7 @@ def split_error(shares: list[int]) -> str:
     total = sum(shares)
     if total == 100:
         return ""
-    if total > 100:
-        fix = f"take {total - 100} from"
-    else:
-        fix = f"add {100 - total} to"
+    fix = f"take {total - 100} from" if total > 100 else f"add {100 - total} to"
     return f"The four shares add up to {total}, not 100: {fix} one of them."
 
 
@@ -332,6 +349,7 @@ class CampaignFilters(Extension):
             "rrule_error": rrule_error,
             "time_zone_error": time_zone_error,
             "send_window_error": send_window_error,
+            "posting_times_error": posting_times_error,
             "points_error": points_error,
             "score_cap_error": score_cap_error,
             "ad_account_error": ad_account_error,

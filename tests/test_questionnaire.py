@@ -324,6 +324,7 @@ def test_slugify(filters: ModuleType, name: str, slug: str) -> None:
         pytest.param("time_zone_error", "America/New_York", id="zone"),
         pytest.param("send_window_error", "08:30-20:00", id="window"),
         pytest.param("send_window_error", "00:00-24:00", id="window-all-day"),
+        pytest.param("posting_times_error", "09:00, 13:30,18:00", id="times"),
     ],
 )
 def test_filter_accepts(filters: ModuleType, filter_name: str, answer: str) -> None:
@@ -360,6 +361,9 @@ def test_filter_accepts(filters: ModuleType, filter_name: str, answer: str) -> N
         pytest.param(
             "send_window_error", "09:00-09:00", "start before it ends", id="window-0"
         ),
+        pytest.param("posting_times_error", "9am", "'09:00'", id="times-format"),
+        pytest.param("posting_times_error", "24:00", "does not exist", id="times-24"),
+        pytest.param("posting_times_error", "", "one or more", id="times-empty"),
     ],
 )
 def test_filter_message_says_what_to_enter(

@@ -68,6 +68,14 @@ RENDERS: dict[str, dict[str, Any]] = {
         "project_name": "Scores",
         "campaign_flows": ["scoring"],
     },
+    "social-launch": {
+        "project_name": "Launch Pad",
+        "campaign_flows": ["nurture", "social"],
+        "social_platforms": ["x", "linkedin"],
+        "social_times": "08:30,12:00,17:45",
+        "social_time_zone": "Europe/Berlin",
+        "launch": True,
+    },
 }
 # Renders whose code paths differ run their full test suite; the others run
 # the suites that read their own campaign.yaml and content.
@@ -76,6 +84,7 @@ FULL_SUITES = (
     "smtp-few-emails",
     "every-flow-assessment-notion",
     "funnel-single-opt-in",
+    "social-launch",
 )
 QUICK_SUITES: dict[str, tuple[str, ...]] = {
     "scoring-alone": (
@@ -239,6 +248,35 @@ def test_only_chosen_channels_are_rendered(
             ],
             id="scoring-alone",
         ),
+        pytest.param(
+            "social-launch",
+            [
+                "calendar.py",
+                "flows/social.py",
+                "flows/launch.py",
+                "channels/social.py",
+                "channels/social_outbox.py",
+                "channels/x.py",
+                "channels/linkedin.py",
+                "content/launch.md",
+            ],
+            ["channels/facebook_page.py", "flows/funnel.py", "flows/retargeting.py"],
+            id="social-launch",
+        ),
+        pytest.param(
+            "defaults",
+            [],
+            [
+                "calendar.py",
+                "flows/social.py",
+                "flows/launch.py",
+                "channels/social.py",
+                "channels/social_outbox.py",
+                "channels/x.py",
+                "content/launch.md",
+            ],
+            id="no-social",
+        ),
     ],
 )
 def test_only_chosen_flows_are_rendered(
@@ -257,9 +295,48 @@ def test_only_chosen_flows_are_rendered(
         assert not place(item).exists(), item
     flows = RENDERS[name].get("campaign_flows", ["nurture"])
     campaign = yaml.safe_load((project / "campaign.yaml").read_text())
-    sections = {"nurture": "nurture", "funnel": "funnel", "scoring": "scoring"}
+    sections = {
+        "nurture": "nurture",
+        "funnel": "funnel",
+        "scoring": "scoring",
+        "social": "social",
+    }
     for flow, section in sections.items():
         assert (section in campaign) == (flow in flows), section
+    assert ("launch" in campaign) == RENDERS[name].get("launch", False)
+
+
+def test_social_settings_follow_the_chosen_platforms(renders: dict[str, Path]) -> None:
+    """Only the chosen platforms' keys are settings; X brings its signer."""
+    project = renders["social-launch"]
+    env_example = (project / ".env.example").read_text()
+    pyproject = (project / "pyproject.toml").read_text()
+    deployments = yaml.safe_load((project / "prefect.yaml").read_text())
+
+    assert "X_API_KEY=" in env_example
+    assert "LINKEDIN_TOKEN_EXPIRES_ON=" in env_example
+    assert "FACEBOOK_PAGE_TOKEN" not in env_example
+    assert "META_GRAPH_VERSION" not in env_example
+    assert '"oauthlib>=3.2"' in pyproject
+    assert '"types-oauthlib"' in pyproject
+    [scheduler] = [
+        entry
+        for entry in deployments["deployments"]
+        if entry["name"] == "social-scheduler"
+    ]
+    assert scheduler["schedules"] == [{"interval": 300, "timezone": "Europe/Berlin"}]
+    assert scheduler["concurrency_limit"] == 1
+
+
+def test_example_posts_use_the_answered_times(renders: dict[str, Path]) -> None:
+    """The example calendar posts at the answered times, on the chosen platforms."""
+    campaign = yaml.safe_load((renders["social-launch"] / "campaign.yaml").read_text())
+    posts = campaign["social"]["posts"]
+
+    assert campaign["social"]["time_zone"] == "Europe/Berlin"
+    assert {str(post["at"])[11:16] for post in posts} <= {"08:30", "12:00", "17:45"}
+    assert all(post["platforms"] == ["x", "linkedin"] for post in posts)
+    assert all(set(post["text"]) == {"x", "linkedin"} for post in posts)
 
 
 @pytest.mark.parametrize("name", NURTURE_RENDERS)
