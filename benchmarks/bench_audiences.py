@@ -327,7 +327,6 @@ def main() -> None:
         print(f"leads: {arguments.leads}, rate: {settings.meta_rate_per_second}/s")
 
         store = store_module.Store(settings.database_url)
-        audiences.ensure_tables(store)
         started = time.perf_counter()
         fill_store(store_module, store, arguments.leads)
         print(f"filling the store: {time.perf_counter() - started:.2f} s")
