@@ -34,8 +34,20 @@ def refusal(template_src: Path, destination: Path, data: dict[str, Any]) -> str:
 
 
 # Answers refused by a filter; the expected message is the filter's own.
+RETARGETING = {"campaign_flows": ["retargeting"]}
+SOCIAL = {"campaign_flows": ["social"]}
 FILTER_REFUSALS = [
     pytest.param({}, "project_name", "", "project_name_error", id="empty-name"),
+    pytest.param(
+        RETARGETING,
+        "meta_ad_account_id",
+        "my ads",
+        "ad_account_error",
+        id="ad-account",
+    ),
+    pytest.param(
+        SOCIAL, "social_times", "9am,13:00", "posting_times_error", id="posting-times"
+    ),
     pytest.param({}, "project_name", "   ", "project_name_error", id="blank-name"),
     pytest.param(
         {}, "project_name", "Acme/Campaigns", "project_name_error", id="name-slash"
@@ -164,6 +176,20 @@ INLINE_REFUSALS = [
         "With these points a lead can reach at most 13, below the hot-lead "
         "threshold 80",
         id="threshold-out-of-reach",
+    ),
+    pytest.param(
+        RETARGETING,
+        "split_hot",
+        20,
+        "The four shares add up to 110, not 100: take 10 from one of them.",
+        id="split-over-100",
+    ),
+    pytest.param(
+        RETARGETING,
+        "monthly_budget",
+        20,
+        "Enter a monthly budget of at least 30 (one a day), got 20.",
+        id="budget-under-30",
     ),
 ]
 
@@ -325,6 +351,8 @@ def test_slugify(filters: ModuleType, name: str, slug: str) -> None:
         pytest.param("send_window_error", "08:30-20:00", id="window"),
         pytest.param("send_window_error", "00:00-24:00", id="window-all-day"),
         pytest.param("posting_times_error", "09:00, 13:30,18:00", id="times"),
+        pytest.param("ad_account_error", "act_1234567890", id="account"),
+        pytest.param("ad_account_error", "", id="account-later"),
     ],
 )
 def test_filter_accepts(filters: ModuleType, filter_name: str, answer: str) -> None:
@@ -364,6 +392,7 @@ def test_filter_accepts(filters: ModuleType, filter_name: str, answer: str) -> N
         pytest.param("posting_times_error", "9am", "'09:00'", id="times-format"),
         pytest.param("posting_times_error", "24:00", "does not exist", id="times-24"),
         pytest.param("posting_times_error", "", "one or more", id="times-empty"),
+        pytest.param("ad_account_error", "act_12ab", "with or without", id="account"),
     ],
 )
 def test_filter_message_says_what_to_enter(
@@ -428,3 +457,20 @@ def test_describe_rrule(filters: ModuleType, rrule: str, words: str) -> None:
 def test_describe_interval(filters: ModuleType, minutes: int, words: str) -> None:
     """describe_interval uses hours when the minutes divide evenly."""
     assert filters.describe_interval(minutes) == words
+
+
+@pytest.mark.parametrize(
+    ("shares", "expected"),
+    [
+        pytest.param([25, 30, 35, 10], "", id="defaults"),
+        pytest.param([25, 30, 35, 20], "add up to 110, not 100: take 10", id="over"),
+        pytest.param([0, 0, 50, 40], "add up to 90, not 100: add 10", id="under"),
+    ],
+)
+def test_split_error_names_the_sum(
+    filters: ModuleType, shares: list[int], expected: str
+) -> None:
+    """The four budget shares must add up to 100; a refusal names their sum."""
+    message = filters.split_error(shares)
+
+    assert (expected in message) if expected else message == ""

@@ -9,6 +9,7 @@ rendered project installed, so no render pays for a virtual environment.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -51,7 +52,10 @@ RENDERS: dict[str, dict[str, Any]] = {
     },
     "every-flow-assessment-notion": {
         "project_name": "Health Check",
-        "campaign_flows": ["nurture", "funnel", "scoring"],
+        "campaign_flows": ["nurture", "funnel", "scoring", "retargeting", "social"],
+        "social_platforms": ["facebook"],
+        "meta_ad_account_id": "act_1234567890",
+        "monthly_budget": 3100,
         "lead_magnet_kind": "assessment",
         "crm": "notion",
         "hot_lead_threshold": 75,
@@ -218,8 +222,15 @@ def test_only_chosen_channels_are_rendered(
                 "content/confirm.md",
                 "content/assessment-results.md",
                 "content/insights/strategy.md",
+                "audiences.py",
+                "budget.py",
+                "flows/retargeting.py",
+                "flows/social.py",
+                "flows/launch.py",
+                "channels/facebook_page.py",
+                "content/launch.md",
             ],
-            [],
+            ["channels/x.py", "channels/linkedin.py"],
             id="every-flow",
         ),
         pytest.param(
@@ -299,6 +310,7 @@ def test_only_chosen_flows_are_rendered(
         "nurture": "nurture",
         "funnel": "funnel",
         "scoring": "scoring",
+        "retargeting": "retargeting",
         "social": "social",
     }
     for flow, section in sections.items():
@@ -326,6 +338,28 @@ def test_social_settings_follow_the_chosen_platforms(renders: dict[str, Path]) -
     ]
     assert scheduler["schedules"] == [{"interval": 300, "timezone": "Europe/Berlin"}]
     assert scheduler["concurrency_limit"] == 1
+
+
+def test_retargeting_answers_reach_campaign_yaml_and_settings(
+    renders: dict[str, Path],
+) -> None:
+    """The budget and split go to campaign.yaml, the ad account to .env.example."""
+    project = renders["every-flow-assessment-notion"]
+    campaign = yaml.safe_load((project / "campaign.yaml").read_text())
+    env_example = (project / ".env.example").read_text()
+    deployments = yaml.safe_load((project / "prefect.yaml").read_text())
+
+    budget = campaign["retargeting"]["budget"]
+    assert budget["monthly"] == 3100
+    assert budget["split"] == {
+        "opted_in": 25,
+        "engaged": 30,
+        "high_intent": 35,
+        "hot": 10,
+    }
+    assert "META_AD_ACCOUNT_ID=act_1234567890" in env_example
+    assert "META_ACCESS_TOKEN=\n" in env_example
+    assert "retarget" in {entry["name"] for entry in deployments["deployments"]}
 
 
 def test_example_posts_use_the_answered_times(renders: dict[str, Path]) -> None:
@@ -537,3 +571,28 @@ def test_post_copy_task_formats_and_commits(tmp_path: Path, template_src: Path) 
     status = run(["git", "status", "--porcelain"], project)
     assert len(log.stdout.splitlines()) == 1
     assert status.stdout == ""
+
+
+def test_demo_runs_every_flow(renders: dict[str, Path]) -> None:
+    """With every flow, the demo also fills the audiences, posts and previews."""
+    project = renders["every-flow-assessment-notion"]
+    result = run(
+        [sys.executable, "-m", package_dir(project).name, "demo"],
+        project,
+        **project_env(project),
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="120",
+        PREFECT_LOGGING_LEVEL="WARNING",
+    )
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
+    outbox = project / "outbox" / "demo"
+    changes = [
+        json.loads(line)
+        for line in (outbox / "audiences.jsonl").read_text().splitlines()
+    ]
+    posts = (outbox / "social.jsonl").read_text().splitlines()
+    assert "Retargeting audiences:" in result.stdout
+    assert {line["audience"] for line in changes} >= {"opted_in", "engaged", "hot"}
+    assert len((outbox / "budgets.jsonl").read_text().splitlines()) == 4
+    assert len(posts) == 3
+    assert f"Social posts: facebook 3, in {outbox / 'social.jsonl'}" in result.stdout
+    assert (outbox / "launch-spring-launch-preview.md").is_file()
