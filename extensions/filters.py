@@ -274,9 +274,20 @@ def ad_account_error(value: str) -> str:
     )
 
 
-def split_error(shares: list[int]) -> str:
-    """Refuse budget shares that do not add up to 100, naming the sum."""
+def split_error(shares: list[int], *, so_far: bool = False) -> str:
+    """Refuse budget shares that do not add up to 100, naming the sum.
+
+    With ``so_far``, the shares are the first ones answered: they are refused
+    only once they pass 100, which no later answer could make right.
+    """
     total = sum(shares)
+    if so_far:
+        if total <= 100:
+            return ""
+        return (
+            f"The shares so far add up to {total}, over 100: enter at most "
+            f"{100 - (total - shares[-1])}."
+        )
     if total == 100:
         return ""
     fix = f"take {total - 100} from" if total > 100 else f"add {100 - total} to"

@@ -185,6 +185,20 @@ INLINE_REFUSALS = [
         id="split-over-100",
     ),
     pytest.param(
+        {**RETARGETING, "split_opted_in": 60},
+        "split_engaged",
+        50,
+        "The shares so far add up to 110, over 100: enter at most 40.",
+        id="split-stuck-early",
+    ),
+    pytest.param(
+        RETARGETING,
+        "split_hot",
+        101,
+        "Enter the hot share as a whole number from 0 to 100, got 101.",
+        id="split-hot-range",
+    ),
+    pytest.param(
         RETARGETING,
         "monthly_budget",
         20,

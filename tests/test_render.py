@@ -56,6 +56,7 @@ RENDERS: dict[str, dict[str, Any]] = {
         "social_platforms": ["facebook"],
         "meta_ad_account_id": "act_1234567890",
         "monthly_budget": 3100,
+        "launch": True,
         "lead_magnet_kind": "assessment",
         "crm": "notion",
         "hot_lead_threshold": 75,
