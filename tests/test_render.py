@@ -104,7 +104,14 @@ NURTURE_RENDERS = [
     for name, data in RENDERS.items()
     if "nurture" in data.get("campaign_flows", ["nurture"])
 ]
-FUNNEL_CONTENT = {"confirm", "confirm-reminder", "magnet", "assessment-results"}
+# Content files that are not steps of the sequence.
+OTHER_CONTENT = {
+    "confirm",
+    "confirm-reminder",
+    "magnet",
+    "assessment-results",
+    "launch",
+}
 PREFECT_EVENT_TEMPLATE = re.compile(r"\{\{ event\.[\w.]+ \}\}")
 LEFTOVER_TEMPLATE_SYNTAX = re.compile(r"\{\{-? |\{%-? | -?%\}")
 TEXT_SUFFIXES = {".py", ".md", ".toml", ".yaml", ".yml", ".example", ".csv", ""}
@@ -385,7 +392,7 @@ def test_sequence_has_one_content_file_per_email(
     steps = yaml.safe_load((project / "campaign.yaml").read_text())["nurture"]["steps"]
     assert [step["day"] for step in steps] == [n * cadence for n in range(count)]
     stems = {path.stem for path in (project / "content").glob("*.md")}
-    assert stems - FUNNEL_CONTENT == {step["slug"] for step in steps}
+    assert stems - OTHER_CONTENT == {step["slug"] for step in steps}
     assert steps[0]["slug"] == "call-to-action"
     if count > 1:
         assert steps[-1]["slug"] == "last-chance"
