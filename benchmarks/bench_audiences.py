@@ -17,15 +17,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
-import json
 import math
-import subprocess
-import sys
 import time
-import urllib.request
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
@@ -33,8 +27,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import uvicorn
-from common import BUILD, apply_settings, render, use_project
-from fake_loops import free_port
+from common import BUILD, apply_settings, fake_process, fake_stats, render, use_project
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -115,36 +108,6 @@ class FakeMeta:
                 "refused": self.refused,
             }
         )
-
-
-@contextmanager
-def fake_meta() -> Iterator[str]:
-    """Run the fake in a process of its own; yield its base URL."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, __file__, "--fake", "--port", str(port)]
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                fake_stats(base_url)
-                break
-            except OSError:
-                time.sleep(0.05)
-        else:
-            raise SystemExit("The fake Meta did not start.")
-        yield base_url
-    finally:
-        process.terminate()
-        process.wait()
-
-
-def fake_stats(base_url: str) -> dict[str, Any]:
-    """The fake's counters."""
-    with urllib.request.urlopen(f"{base_url}/stats", timeout=5) as answer:  # noqa: S310
-        result: dict[str, Any] = json.load(answer)
-        return result
 
 
 def fill_store(store_module: ModuleType, store: Any, leads: int) -> None:
@@ -314,7 +277,7 @@ def main() -> None:
     store_module = importlib.import_module(f"{package}.store")
     audiences = importlib.import_module(f"{package}.audiences")
 
-    with fake_meta() as base_url:
+    with fake_process(Path(__file__), "--fake") as base_url:
         meta_settings = {
             "META_ACCESS_TOKEN": TOKEN,
             "META_AD_ACCOUNT_ID": AD_ACCOUNT,

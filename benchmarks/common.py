@@ -105,17 +105,17 @@ def send_through_fake_loops(
 
 
 @contextmanager
-def fake_loops(rate: int) -> Iterator[str]:
-    """Run fake_loops.py in a process of its own (a core of its own); yield its URL.
+def fake_process(script: Path, *arguments: str) -> Iterator[str]:
+    """Run a fake service's script in a process of its own (a core of its own).
 
-    Args:
-        rate: Requests it accepts per sliding second; 0 for no limit.
+    The script is given ``--port`` and ``arguments``; this waits until its
+    ``/stats`` answers, and yields its base URL.
     """
     from fake_loops import free_port
 
     port = free_port()
     process = subprocess.Popen(
-        [sys.executable, str(FAKE_LOOPS), "--port", str(port), "--rate", str(rate)]
+        [sys.executable, str(script), "--port", str(port), *arguments]
     )
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -126,15 +126,26 @@ def fake_loops(rate: int) -> Iterator[str]:
             except OSError:
                 time.sleep(0.05)
         else:
-            raise SystemExit("The fake Loops did not start.")
+            raise SystemExit(f"{script.name} did not start.")
         yield base_url
     finally:
         process.terminate()
         process.wait()
 
 
+@contextmanager
+def fake_loops(rate: int) -> Iterator[str]:
+    """Run fake_loops.py in a process of its own; yield its URL.
+
+    Args:
+        rate: Requests it accepts per sliding second; 0 for no limit.
+    """
+    with fake_process(FAKE_LOOPS, "--rate", str(rate)) as base_url:
+        yield base_url
+
+
 def fake_stats(base_url: str) -> dict[str, Any]:
-    """The fake's counters: accepted, refused, first_at, last_at, busiest_second."""
+    """The counters a fake answers with at /stats."""
     with urllib.request.urlopen(f"{base_url}/stats", timeout=5) as answer:  # noqa: S310
         result: dict[str, Any] = json.load(answer)
         return result

@@ -104,6 +104,16 @@ NURTURE_RENDERS = [
     for name, data in RENDERS.items()
     if "nurture" in data.get("campaign_flows", ["nurture"])
 ]
+# What a project with the social scheduler on X and the launch has.
+SOCIAL_FILES = [
+    "calendar.py",
+    "flows/social.py",
+    "flows/launch.py",
+    "channels/social.py",
+    "channels/social_outbox.py",
+    "channels/x.py",
+    "content/launch.md",
+]
 # Content files that are not steps of the sequence.
 OTHER_CONTENT = {
     "confirm",
@@ -269,31 +279,14 @@ def test_only_chosen_channels_are_rendered(
         ),
         pytest.param(
             "social-launch",
-            [
-                "calendar.py",
-                "flows/social.py",
-                "flows/launch.py",
-                "channels/social.py",
-                "channels/social_outbox.py",
-                "channels/x.py",
-                "channels/linkedin.py",
-                "content/launch.md",
-            ],
+            [*SOCIAL_FILES, "channels/linkedin.py"],
             ["channels/facebook_page.py", "flows/funnel.py", "flows/retargeting.py"],
             id="social-launch",
         ),
         pytest.param(
             "defaults",
             [],
-            [
-                "calendar.py",
-                "flows/social.py",
-                "flows/launch.py",
-                "channels/social.py",
-                "channels/social_outbox.py",
-                "channels/x.py",
-                "content/launch.md",
-            ],
+            SOCIAL_FILES,
             id="no-social",
         ),
     ],
