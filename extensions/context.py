@@ -149,6 +149,7 @@ class DerivedValues(ContextHook):
                 ("scoring", "score-activities"),
                 ("retargeting", "retarget"),
                 ("social", "social"),
+                ("etl", "etl"),
             )
             if flow in flows
         )
@@ -157,6 +158,23 @@ class DerivedValues(ContextHook):
             for flow, name in (("retargeting", "retarget"), ("social", "social"))
             if flow in flows
         ]
+        etl = "etl" in flows
+        # The demo records opens, clicks and visits for what measures them.
+        context["demo_activity"] = bool({"scoring", "retargeting", "etl"} & set(flows))
+        # Skipped questions render with their defaults: keep only what applies.
+        context["etl_sources"] = list(context.get("etl_sources") or []) if etl else []
+        context["report_discord"] = (
+            etl and context["discord_alerts"] and bool(context.get("report_discord"))
+        )
+        context["report_recipients"] = (
+            [
+                address.strip()
+                for address in str(context.get("report_emails") or "").split(",")
+                if address.strip()
+            ]
+            if etl
+            else []
+        )
         context["social_posting_times"] = (
             sorted(time.strip() for time in context["social_times"].split(","))
             if social

@@ -141,6 +141,42 @@ def email_address_error(value: str) -> str:
     return f"Enter an email address such as 'team@example.com', got {value!r}."
 
 
+def email_list_error(value: str) -> str:
+    """Refuse a comma-separated list with an entry that is not an address."""
+    for address in value.split(","):
+        if address.strip() and not EMAIL_PATTERN.fullmatch(address.strip()):
+            return (
+                f"{address.strip()!r} is not an email address: enter addresses "
+                "separated by commas, such as 'ana@example.com, team@example.com', "
+                "or nothing."
+            )
+    return ""
+
+
+def etl_sources_error(
+    sources: list[str], flows: list[str], platforms: list[str]
+) -> str:
+    """Refuse an ETL source whose channel the project does not have."""
+    needs = {
+        "meta": ("retargeting" in flows, "the retargeting flow"),
+        "x": ("social" in flows and "x" in platforms, "the social scheduler on X"),
+        "linkedin": (
+            "social" in flows and "linkedin" in platforms,
+            "the social scheduler on LinkedIn",
+        ),
+    }
+    for source in sources:
+        if source not in needs:
+            return f"Unknown ETL source {source!r}: choose from meta, x and linkedin."
+        available, what = needs[source]
+        if not available:
+            return (
+                f"The {source} source needs {what}: add it to the project, or "
+                f"leave {source} out."
+            )
+    return ""
+
+
 def cron_error(value: str) -> str:
     """Refuse a cron expression that croniter cannot parse."""
     if len(value.split()) != 5:
@@ -357,6 +393,8 @@ class CampaignFilters(Extension):
             "package_name_error": package_name_error,
             "email_address_error": email_address_error,
             "cron_error": cron_error,
+            "email_list_error": email_list_error,
+            "etl_sources_error": etl_sources_error,
             "rrule_error": rrule_error,
             "time_zone_error": time_zone_error,
             "send_window_error": send_window_error,
