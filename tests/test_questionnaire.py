@@ -36,7 +36,16 @@ def refusal(template_src: Path, destination: Path, data: dict[str, Any]) -> str:
 # Answers refused by a filter; the expected message is the filter's own.
 RETARGETING = {"campaign_flows": ["retargeting"]}
 SOCIAL = {"campaign_flows": ["social"]}
+ETL = {"campaign_flows": ["nurture", "etl"]}
 FILTER_REFUSALS = [
+    pytest.param(
+        ETL,
+        "report_emails",
+        "ana@example.com, team",
+        "email_list_error",
+        id="report-emails",
+    ),
+    pytest.param(ETL, "etl_cron", "every morning", "cron_error", id="etl-cron"),
     pytest.param({}, "project_name", "", "project_name_error", id="empty-name"),
     pytest.param(
         RETARGETING,
@@ -204,6 +213,14 @@ INLINE_REFUSALS = [
         20,
         "Enter a monthly budget of at least 30 (one a day), got 20.",
         id="budget-under-30",
+    ),
+    pytest.param(
+        {"campaign_flows": ["retargeting", "social", "etl"], "social_platforms": ["x"]},
+        "etl_sources",
+        ["meta", "linkedin"],
+        "The linkedin source needs the social scheduler on LinkedIn: add it to the "
+        "project, or leave linkedin out.",
+        id="etl-source-without-its-channel",
     ),
 ]
 
@@ -407,6 +424,7 @@ def test_filter_accepts(filters: ModuleType, filter_name: str, answer: str) -> N
         pytest.param("posting_times_error", "24:00", "does not exist", id="times-24"),
         pytest.param("posting_times_error", "", "one or more", id="times-empty"),
         pytest.param("ad_account_error", "act_12ab", "with or without", id="account"),
+        pytest.param("email_list_error", "a@b.co; c@d.co", "commas", id="list-sep"),
     ],
 )
 def test_filter_message_says_what_to_enter(

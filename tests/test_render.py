@@ -29,6 +29,9 @@ RENDERS: dict[str, dict[str, Any]] = {
         "project_name": "Zürich Growth & Co",
         "email_provider": "smtp",
         "discord_alerts": False,
+        "campaign_flows": ["nurture", "etl"],
+        "report_emails": "ana@example.com, team@example.com",
+        "etl_cron": "30 7 * * 1-5",
         "email_count": 3,
         "cadence_days": 2,
         "daily_cap": 2,
@@ -52,8 +55,16 @@ RENDERS: dict[str, dict[str, Any]] = {
     },
     "every-flow-assessment-notion": {
         "project_name": "Health Check",
-        "campaign_flows": ["nurture", "funnel", "scoring", "retargeting", "social"],
+        "campaign_flows": [
+            "nurture",
+            "funnel",
+            "scoring",
+            "retargeting",
+            "social",
+            "etl",
+        ],
         "social_platforms": ["facebook"],
+        "etl_sources": ["meta"],
         "meta_ad_account_id": "act_1234567890",
         "monthly_budget": 3100,
         "launch": True,
@@ -75,8 +86,9 @@ RENDERS: dict[str, dict[str, Any]] = {
     },
     "social-launch": {
         "project_name": "Launch Pad",
-        "campaign_flows": ["nurture", "social"],
+        "campaign_flows": ["nurture", "social", "etl"],
         "social_platforms": ["x", "linkedin"],
+        "etl_sources": ["x", "linkedin"],
         "social_times": "08:30,12:00,17:45",
         "social_time_zone": "Europe/Berlin",
         "launch": True,
@@ -113,6 +125,15 @@ SOCIAL_FILES = [
     "channels/social_outbox.py",
     "channels/x.py",
     "content/launch.md",
+]
+# What a project with the marketing ETL has, whatever its sources.
+ETL_FILES = [
+    "flows/etl.py",
+    "warehouse.py",
+    "performance.py",
+    "report.py",
+    "sources/__init__.py",
+    "sources/store.py",
 ]
 # Content files that are not steps of the sequence.
 OTHER_CONTENT = {
@@ -247,8 +268,15 @@ def test_only_chosen_channels_are_rendered(
                 "flows/launch.py",
                 "channels/facebook_page.py",
                 "content/launch.md",
+                *ETL_FILES,
+                "sources/meta.py",
             ],
-            ["channels/x.py", "channels/linkedin.py"],
+            [
+                "channels/x.py",
+                "channels/linkedin.py",
+                "sources/x.py",
+                "sources/linkedin.py",
+            ],
             id="every-flow",
         ),
         pytest.param(
@@ -279,15 +307,32 @@ def test_only_chosen_channels_are_rendered(
         ),
         pytest.param(
             "social-launch",
-            [*SOCIAL_FILES, "channels/linkedin.py"],
-            ["channels/facebook_page.py", "flows/funnel.py", "flows/retargeting.py"],
+            [
+                *SOCIAL_FILES,
+                "channels/linkedin.py",
+                *ETL_FILES,
+                "sources/x.py",
+                "sources/linkedin.py",
+            ],
+            [
+                "channels/facebook_page.py",
+                "flows/funnel.py",
+                "flows/retargeting.py",
+                "sources/meta.py",
+            ],
             id="social-launch",
         ),
         pytest.param(
             "defaults",
             [],
-            SOCIAL_FILES,
-            id="no-social",
+            [*SOCIAL_FILES, *ETL_FILES, "sources"],
+            id="no-social-no-etl",
+        ),
+        pytest.param(
+            "smtp-few-emails",
+            ETL_FILES,
+            ["sources/meta.py", "sources/x.py", "sources/linkedin.py"],
+            id="etl-store-only",
         ),
     ],
 )
@@ -313,6 +358,7 @@ def test_only_chosen_flows_are_rendered(
         "scoring": "scoring",
         "retargeting": "retargeting",
         "social": "social",
+        "etl": "etl",
     }
     for flow, section in sections.items():
         assert (section in campaign) == (flow in flows), section
@@ -597,3 +643,34 @@ def test_demo_runs_every_flow(renders: dict[str, Path]) -> None:
     assert len(posts) == 3
     assert f"Social posts: facebook 3, in {outbox / 'social.jsonl'}" in result.stdout
     assert (outbox / "launch-spring-launch-preview.md").is_file()
+    report = project / "reports" / "demo" / "report.html"
+    assert f"Report: {report.parent / 'report-'}" in result.stdout
+    assert report.is_file()
+    assert "Funnel: opted in 8," in result.stdout
+
+
+def test_etl_answers_reach_campaign_yaml_and_prefect_yaml(
+    renders: dict[str, Path],
+) -> None:
+    """The recipients go to campaign.yaml; the schedule to the deployment."""
+    project = renders["smtp-few-emails"]
+    campaign = yaml.safe_load((project / "campaign.yaml").read_text())
+    deployments = yaml.safe_load((project / "prefect.yaml").read_text())
+    pyproject = (project / "pyproject.toml").read_text()
+
+    assert campaign["etl"]["report"]["email_to"] == [
+        "ana@example.com",
+        "team@example.com",
+    ]
+    assert "discord" not in campaign["etl"]["report"]
+    assert "meta_lookback_days" not in campaign["etl"]
+    [etl] = [
+        entry
+        for entry in deployments["deployments"]
+        if entry["name"] == "marketing-etl"
+    ]
+    assert etl["schedules"] == [
+        {"cron": "30 7 * * 1-5", "timezone": "America/New_York"}
+    ]
+    assert '"duckdb>=1.1"' in pyproject
+    assert '"plotly>=5.24"' in pyproject
