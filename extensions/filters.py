@@ -153,30 +153,6 @@ def email_list_error(value: str) -> str:
     return ""
 
 
-def etl_sources_error(
-    sources: list[str], flows: list[str], platforms: list[str]
-) -> str:
-    """Refuse an ETL source whose channel the project does not have."""
-    needs = {
-        "meta": ("retargeting" in flows, "the retargeting flow"),
-        "x": ("social" in flows and "x" in platforms, "the social scheduler on X"),
-        "linkedin": (
-            "social" in flows and "linkedin" in platforms,
-            "the social scheduler on LinkedIn",
-        ),
-    }
-    for source in sources:
-        if source not in needs:
-            return f"Unknown ETL source {source!r}: choose from meta, x and linkedin."
-        available, what = needs[source]
-        if not available:
-            return (
-                f"The {source} source needs {what}: add it to the project, or "
-                f"leave {source} out."
-            )
-    return ""
-
-
 def cron_error(value: str) -> str:
     """Refuse a cron expression that croniter cannot parse."""
     if len(value.split()) != 5:
@@ -394,7 +370,6 @@ class CampaignFilters(Extension):
             "email_address_error": email_address_error,
             "cron_error": cron_error,
             "email_list_error": email_list_error,
-            "etl_sources_error": etl_sources_error,
             "rrule_error": rrule_error,
             "time_zone_error": time_zone_error,
             "send_window_error": send_window_error,

@@ -214,14 +214,6 @@ INLINE_REFUSALS = [
         "Enter a monthly budget of at least 30 (one a day), got 20.",
         id="budget-under-30",
     ),
-    pytest.param(
-        {"campaign_flows": ["retargeting", "social", "etl"], "social_platforms": ["x"]},
-        "etl_sources",
-        ["meta", "linkedin"],
-        "The linkedin source needs the social scheduler on LinkedIn: add it to the "
-        "project, or leave linkedin out.",
-        id="etl-source-without-its-channel",
-    ),
 ]
 
 
@@ -260,6 +252,21 @@ def test_inline_validator_refuses(
 
     assert f"Validation error for question {question!r}: " in message
     assert " ".join(expected.split()) in " ".join(message.split())
+
+
+def test_an_etl_source_needs_its_channel(template_src: Path, tmp_path: Path) -> None:
+    """LinkedIn metrics cannot be chosen for a project that does not post there."""
+    data = {
+        "campaign_flows": ["retargeting", "social", "etl"],
+        "social_platforms": ["x"],
+        "etl_sources": ["meta", "linkedin"],
+    }
+    with pytest.raises(ValueError, match="Invalid choice") as caught:
+        render(template_src, tmp_path / "project", data)
+
+    assert "needs the social scheduler on LinkedIn: choose it too, or leave " in str(
+        caught.value
+    )
 
 
 def test_derived_package_default_is_validated(
