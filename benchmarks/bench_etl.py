@@ -28,26 +28,17 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from common import BUILD, render, use_project
+import yaml
+from common import BUILD, INSERT_CHUNK, insert_activities, render, use_project
 
 DEFAULT_ACTIVITIES = 1_000_000
 DEFAULT_LEADS = 100_000
-INSERT_CHUNK = 20_000
 HISTORY = timedelta(weeks=12)
 NOW = datetime(2026, 4, 6, 10, 0, tzinfo=UTC)
-STEPS = [
-    "call-to-action",
-    "backstory",
-    "epiphany",
-    "social-proof",
-    "urgency",
-    "bonuses",
-    "last-chance",
-]
 KINDS = {"email_open": 60, "link_click": 25, "page_visit": 15}
 
 
-def fill_store(store: Any, activities: int, leads: int) -> float:
+def fill_store(store: Any, activities: int, leads: int, steps: list[str]) -> float:
     """Fill the store with leads, emails and activities; return the seconds."""
     store_module = importlib.import_module(type(store).__module__)
     stamp = store_module.activities.c.occurred_at.type.bind_processor(
@@ -68,7 +59,7 @@ def fill_store(store: Any, activities: int, leads: int) -> float:
                 )
                 consent_rows.append((lead_id, stamp(opted)))
                 enrollment_rows.append((lead_id, stamp(opted)))
-                for day, step in enumerate(STEPS):
+                for day, step in enumerate(steps):
                     sent = opted + timedelta(days=day)
                     if sent > NOW:
                         break
@@ -98,29 +89,15 @@ def fill_store(store: Any, activities: int, leads: int) -> float:
                 " 1, ?4)",
                 email_rows,
             )
-        step = HISTORY / activities
-        for start in range(0, activities, INSERT_CHUNK):
-            numbers = range(start, min(start + INSERT_CHUNK, activities))
-            kinds = chooser.choices(list(KINDS), list(KINDS.values()), k=len(numbers))
-            events, rows = [], []
-            for number, kind in zip(numbers, kinds, strict=True):
-                email = f"lead{chooser.randrange(leads):06d}@example.com"
-                occurred_at = stamp(oldest + step * number)
-                event_id = f"evt-{number:09d}"
-                payload = f'{{"email": "{email}", "kind": "{kind}"}}'
-                events.append((event_id, email, payload, occurred_at))
-                rows.append((email, kind, occurred_at, event_id))
-            connection.exec_driver_sql(
-                "INSERT INTO inbound_events (id, type, lead_email, payload,"
-                " occurred_at, received_at, emit_attempts)"
-                " VALUES (?, 'lead.activity', ?, ?, ?4, ?4, 0)",
-                events,
-            )
-            connection.exec_driver_sql(
-                "INSERT INTO activities (email, kind, occurred_at, event_id)"
-                " VALUES (?, ?, ?, ?)",
-                rows,
-            )
+        insert_activities(
+            connection,
+            stamp,
+            count=activities,
+            leads=leads,
+            kinds=KINDS,
+            oldest=oldest,
+            history=HISTORY,
+        )
         buyers = chooser.sample(range(leads), k=min(2_000, leads))
         for number in buyers:
             email = f"lead{number:06d}@example.com"
@@ -173,7 +150,9 @@ def main() -> None:
     }
     store_source: Any = importlib.import_module(f"{package}.sources.store")
     store = modules["store"].Store(f"sqlite:///{workdir / 'campaign.db'}")
-    filling = fill_store(store, arguments.activities, arguments.leads)
+    campaign = yaml.safe_load((project / "campaign.yaml").read_text())
+    steps = [step["slug"] for step in campaign["nurture"]["steps"]]
+    filling = fill_store(store, arguments.activities, arguments.leads, steps)
     with store.engine.connect() as connection:
         rows = {
             table: connection.exec_driver_sql(

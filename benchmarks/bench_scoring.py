@@ -27,11 +27,10 @@ import tracemalloc
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from common import BUILD, render, use_project
+from common import BUILD, insert_activities, render, use_project
 
 DEFAULT_ACTIVITIES = 1_000_000
 DEFAULT_LEADS = 100_000
-INSERT_CHUNK = 20_000
 SINGLE_LEAD_RUNS = 200
 HISTORY = timedelta(weeks=16)
 NOW = datetime(2026, 4, 6, 10, 0, tzinfo=UTC)
@@ -70,36 +69,17 @@ def fill_store(store: Any, activities: int, leads: int) -> float:
     stamp = store_module.activities.c.occurred_at.type.bind_processor(
         store.engine.dialect
     )
-    chooser = random.Random(2026)  # noqa: S311 (test data, not secrets)
-    step = HISTORY / activities
-    oldest = NOW - HISTORY
-
     started = time.perf_counter()
     with store.engine.begin() as connection:
-        for start in range(0, activities, INSERT_CHUNK):
-            numbers = range(start, min(start + INSERT_CHUNK, activities))
-            kinds = chooser.choices(
-                list(KIND_WEIGHTS), weights=list(KIND_WEIGHTS.values()), k=len(numbers)
-            )
-            events, rows = [], []
-            for number, kind in zip(numbers, kinds, strict=True):
-                email = f"lead{chooser.randrange(leads):06d}@example.com"
-                occurred_at = stamp(oldest + step * number)
-                event_id = f"evt-{number:09d}"
-                payload = f'{{"email": "{email}", "kind": "{kind}"}}'
-                events.append((event_id, email, payload, occurred_at, occurred_at))
-                rows.append((email, kind, occurred_at, event_id))
-            connection.exec_driver_sql(
-                "INSERT INTO inbound_events (id, type, lead_email, payload,"
-                " occurred_at, received_at, emit_attempts)"
-                " VALUES (?, 'lead.activity', ?, ?, ?, ?, 0)",
-                events,
-            )
-            connection.exec_driver_sql(
-                "INSERT INTO activities (email, kind, occurred_at, event_id)"
-                " VALUES (?, ?, ?, ?)",
-                rows,
-            )
+        insert_activities(
+            connection,
+            stamp,
+            count=activities,
+            leads=leads,
+            kinds=KIND_WEIGHTS,
+            oldest=NOW - HISTORY,
+            history=HISTORY,
+        )
     return time.perf_counter() - started
 
 

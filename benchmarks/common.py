@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import random
 import shutil
 import subprocess
 import sys
@@ -12,6 +13,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -22,6 +24,8 @@ from dev import QUIET_PREFECT  # noqa: E402 (scripts/ is not a package)
 
 FAKE_LOOPS = Path(__file__).with_name("fake_loops.py")
 BUILD = ROOT / "build"
+# Rows inserted into a store at a time when a benchmark fills it.
+INSERT_CHUNK = 20_000
 
 
 def render(destination: Path, *data: str, tasks: bool = False) -> Path:
@@ -155,3 +159,53 @@ def reset_fake(base_url: str) -> None:
     """Make the fake forget what it took."""
     request = urllib.request.Request(f"{base_url}/reset", method="POST")  # noqa: S310
     urllib.request.urlopen(request, timeout=5).close()  # noqa: S310
+
+
+def insert_activities(
+    connection: Any,
+    stamp: Any,
+    *,
+    count: int,
+    leads: int,
+    kinds: dict[str, int],
+    oldest: datetime,
+    history: timedelta,
+    seed: int = 2026,
+) -> None:
+    """Insert activities with their inbound events, as the receiver would.
+
+    They come in time order over ``history`` from ``oldest``, each from one of
+    ``leads`` leads picked at random, of a kind picked by the ``kinds``
+    weights. Rows go in a chunk at a time, so the benchmark's memory peak is
+    not the filling's.
+
+    Args:
+        connection: An open SQLAlchemy connection to the store.
+        stamp: The store's own conversion of a time to what it keeps.
+    """
+    chooser = random.Random(seed)  # noqa: S311 (test data, not secrets)
+    step = history / count
+    for start in range(0, count, INSERT_CHUNK):
+        numbers = range(start, min(start + INSERT_CHUNK, count))
+        picked = chooser.choices(
+            list(kinds), weights=list(kinds.values()), k=len(numbers)
+        )
+        events, rows = [], []
+        for number, kind in zip(numbers, picked, strict=True):
+            email = f"lead{chooser.randrange(leads):06d}@example.com"
+            occurred_at = stamp(oldest + step * number)
+            event_id = f"evt-{number:09d}"
+            payload = f'{{"email": "{email}", "kind": "{kind}"}}'
+            events.append((event_id, email, payload, occurred_at))
+            rows.append((email, kind, occurred_at, event_id))
+        connection.exec_driver_sql(
+            "INSERT INTO inbound_events (id, type, lead_email, payload,"
+            " occurred_at, received_at, emit_attempts)"
+            " VALUES (?, 'lead.activity', ?, ?, ?4, ?4, 0)",
+            events,
+        )
+        connection.exec_driver_sql(
+            "INSERT INTO activities (email, kind, occurred_at, event_id)"
+            " VALUES (?, ?, ?, ?)",
+            rows,
+        )
