@@ -176,7 +176,7 @@ def main() -> None:
 
     started = time.perf_counter()
     performance = modules["performance"].measure(
-        warehouse, checks, report_days=28, daily_cap=1, time_zone="UTC", now=NOW
+        warehouse, checks, daily_cap=1, time_zone="UTC", now=NOW
     )
     timings["transform and checks"] = time.perf_counter() - started
     rss["after transform"] = peak_rss_mb()
